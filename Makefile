@@ -1,0 +1,49 @@
+# Everything a fresh clone needs, from a machine with Python 3.13 on PATH.
+# `make serve` starts the whole API locally; `make test` runs every test.
+
+SHELL := /bin/bash
+# The first Python 3.13 that actually runs (a pyenv shim may exist without the version being selected).
+PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13; do \
+	  $$p -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+VENV := .venv
+PORT ?= 3000
+
+.PHONY: help serve test lint typecheck format openapi bench clean
+
+help:
+	@echo "make serve   start the whole API on http://127.0.0.1:$(PORT) with embedded AWS services"
+	@echo "make test    run every test"
+	@echo "make lint    ruff + mypy; make bench: the load benchmark; make clean"
+
+$(UV):
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required on PATH (python3.13)"; exit 1; }
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+venv: $(VENV)/.synced
+
+serve: $(VENV)/.synced
+	$(VENV)/bin/python -m local.serve --port $(PORT)
+
+test: $(VENV)/.synced
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/authcore functions
+
+format: $(VENV)/.synced
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .tools .aws-sam .local test-output
