@@ -1,0 +1,28 @@
+"""POST /auth/device/exchange — the product API's device-code exchange. Product dialect."""
+
+from authcore import grants, http
+from authcore.envelopes import DeviceExchangeRequest, ProductTokenResponse
+from aws_lambda_powertools.event_handler import Response
+
+app = http.make_app()
+
+
+@app.post("/auth/device/exchange")
+def exchange() -> Response[str]:
+    body = http.json_body(app, DeviceExchangeRequest)
+    ctx = http.context(app)
+    client = http.authenticated_client(app, ctx, body.client_id)
+    issued = grants.exchange_device_code(ctx, client, body.device_code)
+    return http.json_response(
+        ProductTokenResponse(
+            access_token=issued.access_token,
+            expires_in=issued.expires_in,
+            refresh_token=issued.refresh_token,
+            scope=issued.scope,
+            user=issued.user,
+            organization=issued.organization,
+        )
+    )
+
+
+lambda_handler = http.entrypoint(app)

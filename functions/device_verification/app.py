@@ -1,0 +1,30 @@
+"""GET/POST /oauth/device/verify — the signed-in user sees, then approves or denies, a device request.
+
+Product dialect. The HTTP API's JWT authorizer has verified the user; its claims say who they are.
+"""
+
+from typing import Annotated
+
+from authcore import grants, http
+from authcore.envelopes import VerifyDecisionRequest, VerifyDecisionResponse
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+app = http.make_app()
+
+
+@app.get("/oauth/device/verify")
+def describe(user_code: Annotated[str, Query(min_length=1, max_length=64)]) -> Response[str]:
+    user = grants.SignedInUser.from_claims(http.signed_in_claims(app))
+    return http.json_response(grants.describe_device_request(http.context(app), user, user_code))
+
+
+@app.post("/oauth/device/verify")
+def decide() -> Response[str]:
+    user = grants.SignedInUser.from_claims(http.signed_in_claims(app))
+    body = http.json_body(app, VerifyDecisionRequest)
+    status = grants.decide(http.context(app), user, body.user_code, body.decision, body.organization_id)
+    return http.json_response(VerifyDecisionResponse(status=status))  # type: ignore[arg-type]
+
+
+lambda_handler = http.entrypoint(app)

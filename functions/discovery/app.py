@@ -1,0 +1,20 @@
+"""GET /.well-known/oauth-authorization-server (RFC 8414) and GET /.well-known/jwks.json."""
+
+from authcore import discovery, http, runtime
+from aws_lambda_powertools.event_handler import Response
+
+app = http.make_app()
+
+
+@app.get("/.well-known/oauth-authorization-server")
+def metadata() -> Response[str]:
+    ctx = http.context(app)
+    return http.json_response(discovery.metadata(ctx.issuer, ctx.verification_uri))
+
+
+@app.get("/.well-known/jwks.json")
+def jwks() -> Response[str]:
+    return http.json_response(runtime.keyset().jwks())
+
+
+lambda_handler = http.entrypoint(app)

@@ -1,0 +1,107 @@
+"""Registered clients: lookup (cached per execution environment), authentication, version and grant rules."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+
+from authcore import errors
+from authcore.store import ClientRecord, Store
+from authcore.tokens import Hmac, same_digest
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+REFRESH_GRANT = "refresh_token"
+GRANT_TYPES = (DEVICE_GRANT, REFRESH_GRANT)
+
+
+class ClientRegistry:
+    """Clients change rarely and are read on every request: a short per-environment cache keeps the
+    hot paths at one DynamoDB call. Disabling a client takes effect within ``ttl`` seconds."""
+
+    def __init__(self, ttl: int) -> None:
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, store: Store, client_id: str) -> ClientRecord | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(client_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        client = store.get_client(client_id)
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._cache) > 1000:
+                    self._cache.clear()
+                self._cache[client_id] = (now + self.ttl, client)
+        return client
+
+
+def authenticate(
+    registry: ClientRegistry,
+    store: Store,
+    hmac: Callable[[], Hmac],
+    *,
+    client_id: str | None,
+    client_secret: str | None,
+    basic: bool = False,
+    require_confidential: bool = False,
+) -> ClientRecord:
+    """RFC 6749 §2.3: a public client names itself; a confidential one proves its secret."""
+    if not client_id:
+        raise errors.InvalidClient("Client authentication is required (client_id).", basic_auth=basic)
+    client = registry.get(store, client_id)
+    if client is None or client.disabled:
+        raise errors.InvalidClient("Unknown or disabled client.", basic_auth=basic)
+    if client.confidential:
+        if not client_secret:
+            raise errors.InvalidClient("This client must authenticate with its secret.", basic_auth=basic)
+        if not same_digest(hmac().digest(client_secret), client.secret_digest):
+            raise errors.InvalidClient("Client authentication failed.", basic_auth=basic)
+    elif client_secret:
+        raise errors.InvalidClient("A public client has no secret.", basic_auth=basic)
+    if require_confidential and not client.confidential:
+        raise errors.UnauthorizedClient("Only confidential clients may use this endpoint.")
+    return client
+
+
+def require_grant(client: ClientRecord, grant_type: str) -> None:
+    if grant_type not in client.grant_types:
+        raise errors.UnauthorizedClient("This client may not use this grant type.")
+
+
+_VERSION = re.compile(r"^v?(\d{1,6}(?:\.\d{1,6}){0,3})(?:[-+].{0,64})?$")
+
+
+def _version_tuple(text: str) -> tuple[int, ...] | None:
+    match = _VERSION.match(text.strip())
+    if not match:
+        return None
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+def check_version(client: ClientRecord, header: str | None) -> None:
+    """426 when the client says it is older than the client's configured minimum."""
+    if not client.min_version or header is None:
+        return
+    have, need = _version_tuple(header), _version_tuple(client.min_version)
+    if have is None:
+        raise errors.InvalidRequest("X-Client-Version must look like 1.2.3.")
+    if need is not None and have < need:
+        raise errors.UpgradeRequired(
+            f"This client version is no longer supported; {client.min_version} or later is required."
+        )
+
+
+def resolve_scope(client: ClientRecord, requested: str | None) -> str:
+    """The scope a new grant gets: what was asked, if the client may have all of it; else everything
+    the client may have."""
+    if requested is None or not requested.strip():
+        return " ".join(client.scopes)
+    asked = requested.split()
+    if any(s not in client.scopes for s in asked):
+        raise errors.InvalidScope("The client may not request that scope.")
+    return " ".join(dict.fromkeys(asked))

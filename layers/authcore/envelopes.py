@@ -1,0 +1,176 @@
+"""Every request and response body, as pydantic models. Handlers parse into and answer from these."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Short = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Secretish = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+ScopeText = Annotated[str, StringConstraints(max_length=1024)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+# ---------------------------------------------------------------- requests
+
+
+class DeviceCodeRequest(_In):
+    client_id: Short | None = None  # may come in HTTP Basic instead
+    client_secret: Secretish | None = None
+    scope: ScopeText | None = None
+
+
+class VerifyDecisionRequest(_In):
+    user_code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    decision: Literal["approve", "deny"]
+    organization_id: Short | None = None
+
+
+class DeviceExchangeRequest(_In):
+    device_code: Secretish
+    client_id: Short
+
+
+class TokenRequest(_In):
+    grant_type: Short
+    device_code: Secretish | None = None
+    refresh_token: Secretish | None = None
+    scope: ScopeText | None = None
+    client_id: Short | None = None
+    client_secret: Secretish | None = None
+
+
+class RefreshRequest(_In):
+    refresh_token: Secretish | None = None
+
+
+class TokenHintRequest(_In):
+    """RFC 7009 revocation and RFC 7662 introspection."""
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    token_type_hint: Short | None = None
+    client_id: Short | None = None
+    client_secret: Secretish | None = None
+
+
+# ---------------------------------------------------------------- responses
+
+
+class DeviceAuthorizationResponse(BaseModel):
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+class ClientOut(BaseModel):
+    id: str
+    name: str
+
+
+class OrganizationChoice(BaseModel):
+    id: str
+    name: str
+    role: str
+
+
+class VerifyInfoResponse(BaseModel):
+    user_code: str
+    client: ClientOut
+    scope: str
+    expires_at: str
+    status: Literal["pending", "approved", "denied", "issued"]
+    organizations: list[OrganizationChoice] = Field(default_factory=list)
+
+
+class VerifyDecisionResponse(BaseModel):
+    status: Literal["approved", "denied"]
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+
+
+class OrganizationOut(BaseModel):
+    id: str
+    name: str
+    role: str
+
+
+class OAuthTokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    refresh_token: str | None = None
+    scope: str
+
+
+class ProductTokenResponse(OAuthTokenResponse):
+    user: UserOut
+    organization: OrganizationOut
+
+
+class LegacyTokenData(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    refresh_token: str | None = None
+    ttl: str
+    issued_at: str
+    expires_at: str
+
+
+class LegacySuccess(BaseModel):
+    success: Literal[True] = True
+    data: LegacyTokenData
+
+
+class IntrospectionResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool
+    scope: str | None = None
+    client_id: str | None = None
+    username: str | None = None
+    token_type: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    sub: str | None = None
+    aud: str | None = None
+    iss: str | None = None
+    jti: str | None = None
+    sid: str | None = None
+    org_id: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ProductError(BaseModel):
+    status: int
+    message: str
+    type: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+    request_id: str
+
+
+class OAuthError(BaseModel):
+    error: str
+    error_description: str
+    interval: int | None = None
+
+
+class LegacyError(BaseModel):
+    success: Literal[False] = False
+    errorMessage: str
+    errorDetails: list[str]
+    errorCode: str

@@ -1,0 +1,387 @@
+"""HTTP plumbing shared by every function: the resolver, request parsing, responses, error dialects.
+
+Handlers stay thin: route, parse (here), call one function of `grants`, answer (here).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import traceback
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from pydantic import BaseModel, ValidationError
+
+from authcore import errors, grants, runtime
+from authcore.clients import authenticate, check_version
+from authcore.envelopes import ErrorDetail, LegacyError, OAuthError, ProductError, RefreshRequest
+from authcore.observability import logger, metrics, tracer
+from authcore.store import ClientRecord
+
+MAX_BODY_BYTES = 16 * 1024
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+REFRESH_COOKIE = "refresh_token"
+COOKIE_PATH = "/auth"
+# RFC 9745 (Deprecation: @<epoch>) and RFC 8288 (Link) for the legacy GET /oauth/token.
+LEGACY_HEADERS = {"Deprecation": "@1767225600", "Link": '</oauth/token>; rel="successor-version"'}
+BASE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+Dialect = Literal["oauth", "product", "legacy"]
+
+
+def dialect_of(method: str, path: str) -> Dialect:
+    if path.rstrip("/") == "/oauth/token" and method.upper() == "GET":
+        return "legacy"
+    if path.startswith("/oauth/") and not path.startswith("/oauth/device/verify"):
+        return "oauth"
+    return "product"
+
+
+# ---------------------------------------------------------------- responses
+
+
+def json_response(
+    body: BaseModel | dict[str, Any],
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    cookies: list[Cookie] | None = None,
+) -> Response[str]:
+    text = body.model_dump_json(exclude_none=True) if isinstance(body, BaseModel) else json.dumps(body)
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=text,
+        headers={**BASE_HEADERS, **(headers or {})},
+        cookies=cookies,
+    )
+
+
+def refresh_cookie(value: str, max_age: int) -> Cookie:
+    """HttpOnly; Secure; SameSite=Strict; Path=/auth; Max-Age = the family's remaining lifetime."""
+    return Cookie(
+        name=REFRESH_COOKIE,
+        value=value,
+        path=COOKIE_PATH,
+        secure=True,
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.STRICT_MODE,
+    )
+
+
+def render_problem(problem: errors.Problem, dialect: Dialect, request_id: str) -> Response[str]:
+    spoken = problem.spoken
+    headers: dict[str, str] = {}
+    if problem.retry_after is not None:
+        headers["Retry-After"] = str(problem.retry_after)
+    if dialect == "product":
+        body: BaseModel = ProductError(
+            status=spoken.product_status,
+            message=problem.message,
+            type=spoken.product_type,
+            details=[ErrorDetail.model_validate(d) for d in problem.details],
+            request_id=request_id,
+        )
+        return json_response(body, status=spoken.product_status, headers=headers)
+    if spoken.oauth_error == "invalid_client" and problem.basic_auth:
+        headers["WWW-Authenticate"] = 'Basic realm="token", charset="UTF-8"'
+    if dialect == "legacy":
+        status = spoken.oauth_status if spoken.oauth_status < 500 else 500
+        body = LegacyError(
+            errorMessage=spoken.title, errorDetails=[problem.message], errorCode=spoken.oauth_error
+        )
+        return json_response(body, status=status, headers={**headers, **LEGACY_HEADERS})
+    body = OAuthError(error=spoken.oauth_error, error_description=problem.message, interval=problem.interval)
+    return json_response(body, status=spoken.oauth_status, headers=headers)
+
+
+# ---------------------------------------------------------------- the resolver
+
+
+def make_app() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    def current() -> tuple[Dialect, str]:
+        event = app.current_event
+        return dialect_of(event.request_context.http.method, event.raw_path), event.request_context.request_id
+
+    @app.exception_handler(errors.Problem)
+    def _problem(exc: errors.Problem) -> Response[str]:
+        dialect, request_id = current()
+        if exc.spoken.product_status >= 500:
+            logger.warning("answered with a fault", extra={"problem": exc.kind})
+        return render_problem(exc, dialect, request_id)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response[str]:
+        dialect, request_id = current()
+        return render_problem(validation_problem(exc.errors(), dialect), dialect, request_id)
+
+    @app.exception_handler(NotFoundError)
+    def _not_found(exc: NotFoundError) -> Response[str]:
+        dialect, request_id = current()
+        return render_problem(errors.NotFound("No such route."), dialect, request_id)
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response[str]:
+        dialect, request_id = current()
+        problem = errors.dependency_problem(exc)
+        if problem is None:
+            problem = errors.InternalError()
+            # type and stack only: an exception's text may quote input, and input may hold a secret
+            frames = [
+                f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}"
+                for f in traceback.extract_tb(exc.__traceback__)
+            ]
+            logger.error("unexpected error", extra={"error_type": type(exc).__name__, "frames": frames})
+        else:
+            logger.warning(
+                "dependency fault", extra={"problem": problem.kind, "error_type": type(exc).__name__}
+            )
+        return render_problem(problem, dialect, request_id)
+
+    return app
+
+
+def entrypoint(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda handler: correlation id from the request id, EMF metrics, tracing without payloads.
+    The event is never logged: it holds codes, tokens and cookies."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+    @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+    @metrics.log_metrics(raise_on_empty_metrics=False)
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return lambda_handler  # type: ignore[no-any-return]
+
+
+def context(app: APIGatewayHttpResolver) -> grants.Context:
+    settings = runtime.settings()
+    issuer = settings.issuer
+    if not issuer:
+        rc = app.current_event.request_context
+        stage = "" if rc.stage in ("$default", "", None) else f"/{rc.stage}"
+        issuer = f"https://{rc.domain_name}{stage}"
+    return grants.Context(
+        store=runtime.store(),
+        settings=settings,
+        clients=runtime.clients(),
+        keys=runtime.keyset,
+        issuer=issuer,
+        now=grants.now(),
+    )
+
+
+# ---------------------------------------------------------------- requests
+
+
+def validation_problem(errs: Any, dialect: Dialect, prefix: str | None = None) -> errors.Problem:
+    """pydantic errors -> 422 with details (product) or invalid_request naming the fields (OAuth).
+    Inputs are never echoed: they may be secrets."""
+    details = []
+    for err in errs:
+        loc = [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())]
+        if prefix is not None:
+            loc = [prefix, *loc]
+        details.append({"loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))})
+    if dialect == "product":
+        return errors.ValidationFailed(details=details)
+    fields = ", ".join(f"{'.'.join(str(p) for p in d['loc'][1:] or d['loc'])}: {d['msg']}" for d in details)
+    return errors.InvalidRequest(f"Invalid parameters ({fields}).")
+
+
+def _media_type(app: APIGatewayHttpResolver) -> str:
+    raw = app.current_event.headers.get("content-type") or ""
+    return raw.split(";", 1)[0].strip().lower()
+
+
+def _raw_body(app: APIGatewayHttpResolver) -> str:
+    event = app.current_event
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.InvalidRequest("The body is not valid base64.") from None
+    else:
+        raw = body.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.InvalidRequest(f"The body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidRequest("The body is not valid UTF-8.") from None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise errors.InvalidRequest("The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidRequest("The body must be a JSON object.")
+    return data
+
+
+def _form(text: str) -> dict[str, str]:
+    """RFC 6749 §3.2: parameters without a value are omitted; none may appear twice."""
+    try:
+        pairs = urllib.parse.parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, max_num_fields=64, errors="strict"
+        )
+    except (ValueError, UnicodeDecodeError):
+        raise errors.InvalidRequest("The form body is malformed.") from None
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise errors.InvalidRequest(f"The parameter {name!r} appears more than once.")
+        if value != "":
+            out[name] = value
+    return out
+
+
+def json_body[M: BaseModel](app: APIGatewayHttpResolver, model: type[M]) -> M:
+    """A product-API JSON body: 400 when it is not a JSON object, 422 when it fails the schema."""
+    if _media_type(app) != JSON:
+        raise errors.InvalidRequest("Send the body as application/json.")
+    data = _json_object(_raw_body(app))
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc.errors(), "product", prefix="body") from None
+
+
+def oauth_params[M: BaseModel](app: APIGatewayHttpResolver, model: type[M]) -> M:
+    """OAuth parameters: a form body (the standard), JSON (accepted too), or the query string for the
+    legacy GET. Errors in the OAuth dialect."""
+    event = app.current_event
+    if event.request_context.http.method.upper() == "GET":
+        data: dict[str, Any] = _form(event.raw_query_string or "")
+    else:
+        media = _media_type(app)
+        text = _raw_body(app)
+        if media == FORM:
+            data = _form(text)
+        elif media == JSON:
+            data = _json_object(text)
+        else:
+            raise errors.InvalidRequest("Send parameters as application/x-www-form-urlencoded.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc.errors(), "oauth") from None
+
+
+def basic_credentials(app: APIGatewayHttpResolver) -> tuple[str, str] | None:
+    """RFC 6749 §2.3.1: HTTP Basic with form-urlencoded id and secret."""
+    header = app.current_event.headers.get("authorization") or ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise errors.InvalidClient("Malformed HTTP Basic credentials.", basic_auth=True) from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise errors.InvalidClient("Malformed HTTP Basic credentials.", basic_auth=True)
+    return urllib.parse.unquote_plus(client_id), urllib.parse.unquote_plus(secret)
+
+
+def client_credentials(
+    app: APIGatewayHttpResolver, client_id: str | None, client_secret: str | None
+) -> tuple[str | None, str | None, bool]:
+    """(client_id, client_secret, used_basic). One authentication method per request."""
+    basic = basic_credentials(app)
+    if basic is None:
+        return client_id, client_secret, False
+    if client_secret is not None:
+        raise errors.InvalidRequest("Use one client authentication method, not two.")
+    if client_id is not None and client_id != basic[0]:
+        raise errors.InvalidClient(
+            "The client_id does not match the HTTP Basic credentials.", basic_auth=True
+        )
+    return basic[0], basic[1] or None, True
+
+
+def authenticated_client(
+    app: APIGatewayHttpResolver,
+    ctx: grants.Context,
+    client_id: str | None,
+    client_secret: str | None = None,
+    *,
+    require_confidential: bool = False,
+) -> ClientRecord:
+    """Who is calling: client authentication (Basic or body), then the client's minimum version."""
+    cid, secret, basic = client_credentials(app, client_id, client_secret)
+    client = authenticate(
+        ctx.clients,
+        ctx.store,
+        lambda: ctx.keys().hmac,
+        client_id=cid,
+        client_secret=secret,
+        basic=basic,
+        require_confidential=require_confidential,
+    )
+    check_version(client, header(app, "x-client-version"))
+    return client
+
+
+@dataclass(frozen=True)
+class PresentedToken:
+    token: str
+    in_body: bool
+    in_cookie: bool
+
+
+def presented_refresh_token(
+    app: APIGatewayHttpResolver, model: type[RefreshRequest], *, required: bool = True
+) -> PresentedToken:
+    """The refresh token from the JSON body or the cookie (both, and different: 400). A cookie is
+    honoured only from an allowed Origin: the cookie rides along on any request the browser sends."""
+    from_body = None
+    if (app.current_event.body or "") != "":
+        from_body = json_body(app, model).refresh_token
+    from_cookie = cookie(app, REFRESH_COOKIE)
+    if from_body and from_cookie and from_body != from_cookie:
+        raise errors.InvalidRequest("The refresh token in the body and in the cookie differ; send one.")
+    if from_cookie:
+        origin = (header(app, "origin") or "").rstrip("/")
+        if origin not in runtime.settings().allowed_origins:
+            raise errors.AccessDenied("This origin may not use the session cookie.")
+    token = from_body or from_cookie
+    if not token and required:
+        raise errors.InvalidGrant("No refresh token was presented.")
+    return PresentedToken(token or "", in_body=bool(from_body), in_cookie=bool(from_cookie))
+
+
+def header(app: APIGatewayHttpResolver, name: str) -> str | None:
+    value = app.current_event.headers.get(name.lower())
+    return value if value else None
+
+
+def cookie(app: APIGatewayHttpResolver, name: str) -> str | None:
+    for raw in app.current_event.cookies or []:
+        key, sep, value = raw.strip().partition("=")
+        if sep and key.strip() == name:
+            return value.strip() or None
+    return None
+
+
+def signed_in_claims(app: APIGatewayHttpResolver) -> dict[str, Any] | None:
+    """The claims the HTTP API's JWT authorizer verified; None when there is no signed-in user."""
+    rc = app.current_event.get("requestContext") or {}
+    claims = ((rc.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    return claims if isinstance(claims, dict) else None

@@ -1,0 +1,40 @@
+"""Logger, metrics and tracer, created once per execution environment, and the audit trail.
+
+Nothing here ever receives a token, a code, a secret, a cookie or a query string.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "token-service")
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "TokenService"), service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+AUDIT_EVENTS = frozenset(
+    {
+        "device_authorized",
+        "device_approved",
+        "device_denied",
+        "issued",
+        "rotated",
+        "reuse_detected",
+        "family_revoked",
+    }
+)
+
+
+def audit(event: str, **fields: str | int | None) -> None:
+    """One structured, secret-free log line and one EMF count per security-relevant event.
+
+    Fields are identifiers only: grant id, client id, user id, organization id, generation.
+    """
+    if event not in AUDIT_EVENTS:
+        raise ValueError(f"unknown audit event {event!r}")
+    logger.info("audit", extra={"audit_event": event, **{k: v for k, v in fields.items() if v is not None}})
+    metrics.add_metric(name=event, unit=MetricUnit.Count, value=1)

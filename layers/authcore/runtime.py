@@ -1,0 +1,87 @@
+"""What lives for the whole execution environment: settings, AWS clients, the client cache, the key set.
+
+Created lazily on first use (not at import, to keep cold starts short for routes that need little),
+never per request. `reset` is for a process that changes its environment (tests, the local server).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+from botocore.config import Config
+
+from authcore import errors
+from authcore.clients import ClientRegistry
+from authcore.observability import logger
+from authcore.settings import Settings, get_settings
+from authcore.store import Store
+from authcore.tokens import KeySet
+
+BOTO_CONFIG = Config(
+    connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True
+)
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+def _once(name: str, build: Any) -> Any:
+    value = _state.get(name)
+    if value is None:
+        with _lock:
+            value = _state.get(name)
+            if value is None:
+                value = build()
+                _state[name] = value
+    return value
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def store() -> Store:
+    def build() -> Store:
+        return Store(boto3.client("dynamodb", config=BOTO_CONFIG), settings().table_name)
+
+    result: Store = _once("store", build)
+    return result
+
+
+def clients() -> ClientRegistry:
+    result: ClientRegistry = _once("clients", lambda: ClientRegistry(settings().client_cache_seconds))
+    return result
+
+
+def _secrets_provider() -> parameters.SecretsProvider:
+    result: parameters.SecretsProvider = _once(
+        "secrets", lambda: parameters.SecretsProvider(boto_config=BOTO_CONFIG)
+    )
+    return result
+
+
+def keyset() -> KeySet:
+    """The signing key set, from Secrets Manager through Powertools Parameters (cached)."""
+    raw = _secrets_provider().get(settings().keys_secret_id, max_age=settings().secret_cache_seconds)
+    cached = _state.get("keyset")
+    if cached is not None and cached[0] == raw:
+        return cached[1]  # type: ignore[no-any-return]
+    try:
+        parsed = KeySet.parse(raw if isinstance(raw, str) else json.dumps(raw))
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.error("the signing key set is unreadable", extra={"error_type": type(exc).__name__})
+        raise errors.DependencyFailed("The signing keys are not available; try again shortly.") from None
+    _state["keyset"] = (raw, parsed)
+    return parsed
+
+
+def reset() -> None:
+    """Forget everything built from the environment (tests and the local server change it)."""
+    with _lock:
+        _state.clear()
+    get_settings.cache_clear()
+    parameters.clear_caches()

@@ -1,0 +1,143 @@
+"""Shared fixtures: an AWS account on moto (in-process), the handlers loaded from functions/, and a
+client that invokes them with API Gateway HTTP API payload-2.0 events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from authcore import runtime
+from local import lambda_host
+from local.lambda_host import HttpResult
+from tests.support import aws
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = "tokens-test"
+SECRET = "token-service/keys"
+ISSUER = "https://auth.example.test"
+ORIGIN = "https://app.example.test"
+
+ROUTES = {  # (method, path) -> function directory; test_template checks template.yaml agrees
+    ("POST", "/oauth/device/code"): "device_authorization",
+    ("GET", "/oauth/device/verify"): "device_verification",
+    ("POST", "/oauth/device/verify"): "device_verification",
+    ("POST", "/auth/device/exchange"): "device_exchange",
+    ("POST", "/oauth/token"): "token",
+    ("GET", "/oauth/token"): "token",
+    ("POST", "/auth/refresh"): "refresh",
+    ("POST", "/auth/logout"): "refresh",
+    ("POST", "/oauth/revoke"): "revocation",
+    ("POST", "/oauth/introspect"): "revocation",
+    ("GET", "/.well-known/oauth-authorization-server"): "discovery",
+    ("GET", "/.well-known/jwks.json"): "discovery",
+}
+
+ENV = {
+    "AWS_DEFAULT_REGION": aws.REGION,
+    "AWS_REGION": aws.REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "TABLE_NAME": TABLE,
+    "KEYS_SECRET_ID": SECRET,
+    "ISSUER": ISSUER,
+    "ALLOWED_ORIGINS": ORIGIN,
+    "POWERTOOLS_SERVICE_NAME": "token-service",
+    "POWERTOOLS_METRICS_NAMESPACE": "TokenService",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+    "CLIENT_CACHE_SECONDS": "0",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "ISSUER", "VERIFICATION_URI"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    runtime.reset()
+    yield dict(os.environ)
+    runtime.reset()
+
+
+@pytest.fixture
+def account(env: dict[str, str]) -> Iterator[aws.Seed]:
+    with mock_aws():
+        aws.create_table(TABLE)
+        aws.create_keys(SECRET)
+        runtime.reset()
+        yield aws.seed(TABLE, SECRET)
+
+
+class Api:
+    """Invokes the handlers the way the HTTP API would."""
+
+    def call(self, method: str, path: str, **kwargs: Any) -> HttpResult:
+        event = lambda_host.http_event(method, path, **kwargs)
+        return self.send(event)
+
+    def send(self, event: dict[str, Any]) -> HttpResult:
+        method = event["requestContext"]["http"]["method"]
+        function = ROUTES[(method, event["rawPath"])]
+        handler = lambda_host.load_function(f"functions/{function}")
+        return lambda_host.invoke(handler, event, function)
+
+    # conveniences for the device flow
+    def device_code(self, client_id: str = "demo-cli", **form: str) -> dict[str, Any]:
+        result = self.call("POST", "/oauth/device/code", form={"client_id": client_id, **form})
+        assert result.status == 200, result.text
+        return result.json()  # type: ignore[no-any-return]
+
+    def approve(self, user_code: str, user: dict[str, str], **body: Any) -> HttpResult:
+        return self.call(
+            "POST", "/oauth/device/verify", body={"user_code": user_code, "decision": "approve", **body}, claims=user
+        )
+
+    def exchange(self, device_code: str, client_id: str = "demo-cli") -> HttpResult:
+        return self.call("POST", "/auth/device/exchange", body={"device_code": device_code, "client_id": client_id})
+
+    def signed_in(self, seed: aws.Seed) -> dict[str, Any]:
+        """A whole device flow: the product exchange's answer."""
+        started = self.device_code()
+        assert self.approve(started["user_code"], seed.user).status == 200
+        result = self.exchange(started["device_code"])
+        assert result.status == 200, result.text
+        return result.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def api(account: aws.Seed) -> Api:
+    return Api()
+
+
+class LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(autouse=True)
+def captured_logs() -> Iterator[LogCapture]:
+    """Every log line our code writes, formatted as Powertools writes it (JSON)."""
+    from authcore.observability import logger
+
+    capture = LogCapture()
+    capture.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(capture)  # the stdlib logger behind Powertools' Logger
+    yield capture
+    logger._logger.removeHandler(capture)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "events" / name).read_text())  # type: ignore[no-any-return]
