@@ -14,6 +14,8 @@ PORT ?= 3000
 
 .PHONY: help serve test lint typecheck format openapi bench clean
 
+include mk/sam.mk
+
 help:
 	@echo "make serve   start the whole API on http://127.0.0.1:$(PORT) with embedded AWS services"
 	@echo "make test    run every test"
@@ -33,7 +35,7 @@ venv: $(VENV)/.synced
 serve: $(VENV)/.synced
 	$(VENV)/bin/python -m local.serve --port $(PORT)
 
-test: $(VENV)/.synced
+test: $(VENV)/.synced $(SAM)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.synced

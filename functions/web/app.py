@@ -1,2 +1,0 @@
-def lambda_handler(event, context):  # placeholder for a local sam build
-    return {}
