@@ -1,0 +1,446 @@
+"""The device flow through the handlers on moto: both exchange dialects, field by field, and every
+error row of the contract these routes can produce."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import boto3
+import jwt
+import pytest
+
+from authcore import tokens
+from tests.conftest import ISSUER, TABLE, Api
+from tests.support import aws
+from tests.support.aws import Seed
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def assert_api_headers(headers: dict[str, str]) -> None:
+    assert headers["content-type"] == "application/json"
+    assert headers["cache-control"] == "no-store"
+
+
+def assert_product_error(result: Any, status: int, type_: str) -> dict[str, Any]:
+    assert result.status == status, result.text
+    assert_api_headers(result.headers)
+    body = result.json()
+    assert set(body) == {"status", "message", "type", "details", "request_id"}
+    assert body["status"] == status and body["type"] == type_
+    assert isinstance(body["message"], str) and body["message"]
+    assert body["request_id"]
+    return body  # type: ignore[no-any-return]
+
+
+def assert_oauth_error(result: Any, error: str, status: int = 400) -> dict[str, Any]:
+    assert result.status == status, result.text
+    assert_api_headers(result.headers)
+    body = result.json()
+    assert body["error"] == error and isinstance(body["error_description"], str)
+    assert set(body) <= {"error", "error_description", "interval"}
+    return body  # type: ignore[no-any-return]
+
+
+def set_item(grant_id: str, **values: int) -> None:
+    """Move a grant in time by editing its item, as time passing would."""
+    names = {f"#{k}": k for k in values}
+    boto3.client("dynamodb", region_name=aws.REGION).update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"GRANT#{grant_id}"}, "sk": {"S": "GRANT"}},
+        UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={f":{k}": {"N": str(v)} for k, v in values.items()},
+    )
+
+
+def grant_of(code: str) -> str:
+    return code.split("_")[1]
+
+
+def jwks_keys(api: Api) -> dict[str, Any]:
+    result = api.call("GET", "/.well-known/jwks.json")
+    assert result.status == 200
+    return {k["kid"]: jwt.PyJWK(k).key for k in result.json()["keys"]}
+
+
+# ---------------------------------------------------------------- device authorization
+
+
+def test_device_authorization_answers_per_rfc_8628(api: Api) -> None:
+    result = api.call("POST", "/oauth/device/code", form={"client_id": "demo-cli", "scope": "read"})
+    assert result.status == 200
+    assert_api_headers(result.headers)
+    body = result.json()
+    assert set(body) == {
+        "device_code",
+        "user_code",
+        "verification_uri",
+        "verification_uri_complete",
+        "expires_in",
+        "interval",
+    }
+    assert body["device_code"].startswith("dc_") and len(body["device_code"].split("_", 2)[2]) >= 43
+    code = body["user_code"]
+    assert (
+        len(code) == 9
+        and code[4] == "-"
+        and all(c in tokens.USER_CODE_ALPHABET for c in code.replace("-", ""))
+    )
+    assert body["verification_uri"] == f"{ISSUER}/device"
+    assert body["verification_uri_complete"] == f"{ISSUER}/device?user_code={code}"
+    assert (body["expires_in"], body["interval"]) == (900, 5)
+
+
+def test_device_authorization_accepts_json_and_basic_auth(api: Api, account: Seed) -> None:
+    assert api.call("POST", "/oauth/device/code", body={"client_id": "demo-cli"}).status == 200
+    basic = base64.b64encode(f"backend:{account.confidential_secret}".encode()).decode()
+    result = api.call("POST", "/oauth/device/code", form={}, headers={"authorization": f"Basic {basic}"})
+    assert result.status == 200, result.text
+
+
+@pytest.mark.parametrize(
+    ("form", "error", "status"),
+    [
+        ({"client_id": "nobody"}, "invalid_client", 401),
+        ({}, "invalid_client", 401),
+        ({"client_id": "backend"}, "invalid_client", 401),  # confidential without its secret
+        ({"client_id": "demo-cli", "scope": "admin"}, "invalid_scope", 400),
+        ({"client_id": "no-device"}, "unauthorized_client", 400),
+    ],
+)
+def test_device_authorization_errors(api: Api, form: dict[str, str], error: str, status: int) -> None:
+    assert_oauth_error(api.call("POST", "/oauth/device/code", form=form), error, status)
+
+
+def test_bad_basic_credentials_answer_401_with_www_authenticate(api: Api) -> None:
+    basic = base64.b64encode(b"backend:wrong").decode()
+    result = api.call("POST", "/oauth/device/code", form={}, headers={"authorization": f"Basic {basic}"})
+    assert_oauth_error(result, "invalid_client", 401)
+    assert result.headers["www-authenticate"].startswith("Basic")
+
+
+def test_storage_holds_no_secret_in_the_clear(api: Api, account: Seed) -> None:
+    started = api.device_code()
+    assert api.approve(started["user_code"], account.user).status == 200
+    tokens_ = api.exchange(started["device_code"]).json()
+    dump = str(boto3.client("dynamodb", region_name=aws.REGION).scan(TableName=TABLE)["Items"])
+    for secret in (
+        started["device_code"],
+        tokens_["refresh_token"],
+        tokens_["access_token"],
+        account.confidential_secret,
+    ):
+        assert secret not in dump
+    for secret in (started["device_code"], tokens_["refresh_token"]):
+        assert secret.split("_", 2)[2] not in dump  # not even the random part
+
+
+# ---------------------------------------------------------------- the user's decision
+
+
+def test_verify_shows_the_request_and_matches_user_codes_loosely(api: Api, account: Seed) -> None:
+    started = api.device_code(scope="read write")
+    sloppy = " " + started["user_code"].lower().replace("-", " ") + " "
+    result = api.call("GET", "/oauth/device/verify", query={"user_code": sloppy}, claims=account.user)
+    assert result.status == 200, result.text
+    assert_api_headers(result.headers)
+    body = result.json()
+    assert body["user_code"] == started["user_code"]
+    assert body["client"] == {"id": "demo-cli", "name": "Demo CLI"}
+    assert body["scope"] == "read write"
+    assert body["status"] == "pending"
+    assert body["expires_at"].endswith("Z")
+    assert body["organizations"] == [{"id": "acme", "name": "Acme Corp", "role": "admin"}]
+
+
+def test_verify_needs_a_signed_in_user(api: Api) -> None:
+    started = api.device_code()
+    result = api.call("GET", "/oauth/device/verify", query={"user_code": started["user_code"]})
+    assert_product_error(result, 401, "unauthorized")
+    result = api.call(
+        "POST", "/oauth/device/verify", body={"user_code": started["user_code"], "decision": "approve"}
+    )
+    assert_product_error(result, 401, "unauthorized")
+
+
+def test_unknown_and_expired_user_codes_get_the_same_404(api: Api, account: Seed) -> None:
+    started = api.device_code()
+    set_item(grant_of(started["device_code"]), expires_at=int(time.time()) - 1)
+    expired = api.call(
+        "GET", "/oauth/device/verify", query={"user_code": started["user_code"]}, claims=account.user
+    )
+    unknown = api.call("GET", "/oauth/device/verify", query={"user_code": "BCDF-GHJK"}, claims=account.user)
+    a = assert_product_error(expired, 404, "not_found")
+    b = assert_product_error(unknown, 404, "not_found")
+    assert a["message"] == b["message"]
+    assert_product_error(api.approve(started["user_code"], account.user), 404, "not_found")
+
+
+def test_a_decision_is_final(api: Api, account: Seed) -> None:
+    started = api.device_code()
+    assert api.approve(started["user_code"], account.user).json() == {"status": "approved"}
+    assert_product_error(api.approve(started["user_code"], account.user), 409, "already_exists")
+    deny = {"user_code": started["user_code"], "decision": "deny"}
+    assert_product_error(
+        api.call("POST", "/oauth/device/verify", body=deny, claims=account.user), 409, "already_exists"
+    )
+
+
+def test_organization_choice(api: Api, account: Seed) -> None:
+    started = api.device_code()
+    body = assert_product_error(
+        api.approve(started["user_code"], account.multi_user), 422, "validation_error"
+    )
+    assert body["details"] == [
+        {"loc": ["body", "organization_id"], "msg": "Field required", "type": "missing"}
+    ]
+    assert_product_error(
+        api.approve(started["user_code"], account.multi_user, organization_id="initech"), 403, "access_denied"
+    )
+    assert_product_error(api.approve(started["user_code"], account.lonely_user), 403, "access_denied")
+    assert api.approve(started["user_code"], account.multi_user, organization_id="globex").status == 200
+    issued = api.exchange(started["device_code"]).json()
+    assert issued["organization"] == {"id": "globex", "name": "Globex", "role": "owner"}
+    assert issued["user"] == {"id": "user-2", "email": "grace@example.com", "name": "Grace Hopper"}
+
+
+def test_wrong_user_codes_are_limited_per_user(
+    api: Api, account: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VERIFY_ATTEMPTS_LIMIT", "3")
+    from authcore import runtime
+
+    runtime.reset()
+    started = api.device_code()
+    for _ in range(3):
+        r = api.call("GET", "/oauth/device/verify", query={"user_code": "BCDF-GHJK"}, claims=account.user)
+        assert_product_error(r, 404, "not_found")
+    # now even the right code is refused for this user (no oracle for guessing) ...
+    limited = api.call(
+        "GET", "/oauth/device/verify", query={"user_code": started["user_code"]}, claims=account.user
+    )
+    assert_product_error(limited, 429, "rate_limited")
+    assert 0 < int(limited.headers["retry-after"]) <= 900
+    assert_product_error(api.approve(started["user_code"], account.user), 429, "rate_limited")
+    # ... while another user is not affected
+    assert (
+        api.call(
+            "GET",
+            "/oauth/device/verify",
+            query={"user_code": started["user_code"]},
+            claims=account.multi_user,
+        ).status
+        == 200
+    )
+
+
+def test_approval_snapshots_the_user_and_organization(api: Api, account: Seed) -> None:
+    started = api.device_code()
+    assert api.approve(started["user_code"], account.user).status == 200
+    # the organization is renamed after approval: the grant keeps what the user approved
+    boto3.client("dynamodb", region_name=aws.REGION).update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "USER#user-1"}, "sk": {"S": "ORG#acme"}},
+        UpdateExpression="SET org_name = :n, #r = :r",
+        ExpressionAttributeNames={"#r": "role"},
+        ExpressionAttributeValues={":n": {"S": "Renamed"}, ":r": {"S": "member"}},
+    )
+    issued = api.exchange(started["device_code"]).json()
+    assert issued["organization"] == {"id": "acme", "name": "Acme Corp", "role": "admin"}
+
+
+# ---------------------------------------------------------------- exchange, both dialects
+
+
+def test_product_exchange_answer_field_by_field(api: Api, account: Seed) -> None:
+    started = api.device_code()
+    api.approve(started["user_code"], account.user)
+    result = api.exchange(started["device_code"])
+    assert result.status == 200
+    assert_api_headers(result.headers)
+    assert result.headers["pragma"] == "no-cache"
+    body = result.json()
+    assert set(body) == {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "scope",
+        "user",
+        "organization",
+    }
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["scope"] == "read write"
+    assert body["refresh_token"].startswith("rt_") and len(body["refresh_token"].split("_", 2)[2]) >= 43
+    assert body["user"] == {"id": "user-1", "email": "ada@example.com", "name": "Ada Lovelace"}
+    assert body["organization"] == {"id": "acme", "name": "Acme Corp", "role": "admin"}
+    header = jwt.get_unverified_header(body["access_token"])
+    assert header["alg"] == "ES256" and header["typ"] == "at+jwt"
+    claims = jwt.decode(
+        body["access_token"],
+        jwks_keys(api)[header["kid"]],
+        algorithms=["ES256"],
+        audience=ISSUER,
+        issuer=ISSUER,
+    )
+    assert claims["sub"] == "user-1" and claims["org_id"] == "acme" and claims["client_id"] == "demo-cli"
+    assert claims["scope"] == "read write" and claims["sid"] == grant_of(started["device_code"])
+    assert claims["exp"] - claims["iat"] == 3600 and claims["jti"]
+
+
+def test_oauth_exchange_answer_field_by_field(api: Api, account: Seed) -> None:
+    started = api.device_code()
+    form = {"grant_type": DEVICE_GRANT, "device_code": started["device_code"], "client_id": "demo-cli"}
+    assert_oauth_error(api.call("POST", "/oauth/token", form=form), "authorization_pending")
+    api.approve(started["user_code"], account.user)
+    result = api.call("POST", "/oauth/token", form=form)
+    assert result.status == 200, result.text
+    assert_api_headers(result.headers)
+    assert result.headers["pragma"] == "no-cache"
+    body = result.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["scope"] == "read write"
+    header = jwt.get_unverified_header(body["access_token"])
+    jwt.decode(body["access_token"], jwks_keys(api)[header["kid"]], algorithms=["ES256"], audience=ISSUER)
+    assert_oauth_error(api.call("POST", "/oauth/token", form=form), "invalid_grant")
+
+
+def test_product_exchange_error_rows(api: Api, account: Seed) -> None:
+    pending = api.device_code()
+    assert_product_error(api.exchange(pending["device_code"]), 400, "authorization_pending")
+    # polled again at once: too fast
+    slow = assert_product_error(api.exchange(pending["device_code"]), 429, "slow_down")
+    assert slow["message"]
+    denied = api.device_code()
+    api.call(
+        "POST",
+        "/oauth/device/verify",
+        body={"user_code": denied["user_code"], "decision": "deny"},
+        claims=account.user,
+    )
+    assert_product_error(api.exchange(denied["device_code"]), 403, "access_denied")
+    expired = api.device_code()
+    set_item(grant_of(expired["device_code"]), expires_at=int(time.time()) - 1)
+    assert_product_error(api.exchange(expired["device_code"]), 400, "expired_token")
+    unknown = "dc_" + "0" * 32 + "_" + "A" * 43
+    assert_product_error(api.exchange(unknown), 401, "invalid_grant")
+    assert_product_error(api.exchange("not-a-code"), 401, "invalid_grant")
+    assert_product_error(api.exchange(pending["device_code"], client_id="nobody"), 401, "invalid_client")
+    assert_product_error(api.exchange(pending["device_code"], client_id="old-cli"), 401, "invalid_grant")
+
+
+def test_oauth_exchange_error_rows(api: Api, account: Seed) -> None:
+    def poll(code: str, client_id: str = "demo-cli") -> Any:
+        return api.call(
+            "POST",
+            "/oauth/token",
+            form={"grant_type": DEVICE_GRANT, "device_code": code, "client_id": client_id},
+        )
+
+    denied = api.device_code()
+    api.call(
+        "POST",
+        "/oauth/device/verify",
+        body={"user_code": denied["user_code"], "decision": "deny"},
+        claims=account.user,
+    )
+    assert_oauth_error(poll(denied["device_code"]), "access_denied")
+    expired = api.device_code()
+    set_item(grant_of(expired["device_code"]), expires_at=int(time.time()) - 1)
+    assert_oauth_error(poll(expired["device_code"]), "expired_token")
+    assert_oauth_error(poll("dc_" + "0" * 32 + "_" + "A" * 43), "invalid_grant")
+    assert_oauth_error(poll(denied["device_code"], "nobody"), "invalid_client", 401)
+    assert_oauth_error(
+        api.call("POST", "/oauth/token", form={"grant_type": "password", "client_id": "demo-cli"}),
+        "unsupported_grant_type",
+    )
+    assert_oauth_error(
+        api.call("POST", "/oauth/token", form={"grant_type": DEVICE_GRANT, "client_id": "demo-cli"}),
+        "invalid_request",
+    )
+
+
+def test_slow_down_grows_the_interval_and_the_first_poll_is_never_throttled(api: Api) -> None:
+    started = api.device_code()
+    code = started["device_code"]
+    form = {"grant_type": DEVICE_GRANT, "device_code": code, "client_id": "demo-cli"}
+    assert_oauth_error(api.call("POST", "/oauth/token", form=form), "authorization_pending")
+    first = assert_oauth_error(api.call("POST", "/oauth/token", form=form), "slow_down")
+    assert first["interval"] == 10
+    second = assert_oauth_error(api.call("POST", "/oauth/token", form=form), "slow_down")
+    assert second["interval"] == 15
+    product = api.exchange(code)
+    assert_product_error(product, 429, "slow_down")
+    assert product.headers["retry-after"] == "20"
+    # after the (grown) interval, less one second of jitter, a poll is accepted again
+    set_item(grant_of(code), last_poll_at=int(time.time()) - 19)
+    assert_oauth_error(api.call("POST", "/oauth/token", form=form), "authorization_pending")
+
+
+def test_a_code_is_bound_to_its_client(api: Api, account: Seed) -> None:
+    started = api.device_code()
+    api.approve(started["user_code"], account.user)
+    basic = base64.b64encode(f"backend:{account.confidential_secret}".encode()).decode()
+    other = api.call(
+        "POST", "/oauth/token", form={"grant_type": DEVICE_GRANT, "device_code": started["device_code"]},
+        headers={"authorization": f"Basic {basic}"},
+    )  # fmt: skip
+    assert_oauth_error(other, "invalid_grant")
+    assert api.exchange(started["device_code"]).status == 200
+
+
+def test_expired_items_still_stored_are_refused(api: Api, account: Seed) -> None:
+    """DynamoDB returns items past their TTL until it deletes them, up to two days late."""
+    started = api.device_code()
+    api.approve(started["user_code"], account.user)
+    past = int(time.time()) - 10
+    set_item(grant_of(started["device_code"]), expires_at=past, ttl=past)
+    assert_product_error(api.exchange(started["device_code"]), 400, "expired_token")
+
+
+def test_outdated_client_versions_are_refused(api: Api) -> None:
+    started = api.device_code("old-cli")
+    result = api.call(
+        "POST", "/auth/device/exchange", body={"device_code": started["device_code"], "client_id": "old-cli"},
+        headers={"x-client-version": "1.9.9"},
+    )  # fmt: skip
+    assert_product_error(result, 426, "upgrade_required")
+    ok = api.call(
+        "POST", "/auth/device/exchange", body={"device_code": started["device_code"], "client_id": "old-cli"},
+        headers={"x-client-version": "2.0.0"},
+    )  # fmt: skip
+    assert_product_error(ok, 400, "authorization_pending")
+
+
+def test_unknown_route_is_404_in_the_product_dialect(api: Api) -> None:
+    from local import lambda_host
+
+    event = lambda_host.http_event("GET", "/auth/nothing-here")
+    handler = lambda_host.load_function("functions/device_exchange")
+    assert_product_error(lambda_host.invoke(handler, event), 404, "not_found")
+
+
+def test_discovery_lists_every_endpoint(api: Api) -> None:
+    result = api.call("GET", "/.well-known/oauth-authorization-server")
+    assert result.status == 200
+    assert_api_headers(result.headers)
+    meta = result.json()
+    assert meta["issuer"] == ISSUER
+    for key, path in {
+        "device_authorization_endpoint": "/oauth/device/code",
+        "token_endpoint": "/oauth/token",
+        "revocation_endpoint": "/oauth/revoke",
+        "introspection_endpoint": "/oauth/introspect",
+        "jwks_uri": "/.well-known/jwks.json",
+        "device_verification_endpoint": "/oauth/device/verify",
+        "device_exchange_endpoint": "/auth/device/exchange",
+        "refresh_endpoint": "/auth/refresh",
+        "logout_endpoint": "/auth/logout",
+    }.items():
+        assert meta[key] == ISSUER + path
+    assert set(meta["grant_types_supported"]) == {DEVICE_GRANT, "refresh_token"}
+    assert {"none", "client_secret_basic", "client_secret_post"} <= set(
+        meta["token_endpoint_auth_methods_supported"]
+    )
