@@ -304,7 +304,8 @@ def refresh(
 
     ``client`` is the authenticated client (token endpoint), or None when the token alone speaks for
     itself (product API, where the client is the grant's). ``before_answer`` checks the grant's client
-    (version, status) after the write; when it refuses, the rotation is undone.
+    (version, status). Checks that need the family (its scope, its client) run after the write; when
+    one refuses, the rotation is undone, so a refused request never costs the user their session.
     """
     grant_id = tokens.grant_id_of(refresh_token, tokens.REFRESH_TOKEN_PREFIX)
     if grant_id is None:
@@ -327,17 +328,17 @@ def refresh(
     except Rejected as rejected:
         grant = _within_grace(ctx, rejected.old, refresh_token, digest, successor_digest, client, keys)
         rotated = False
-    narrowed = _narrow(grant.scope, scope)
-    if before_answer is not None:
-        owner = ctx.clients.get(ctx.store, grant.client_id)
-        try:
+    try:  # refusals that depend on the family: the refused request must cost the user nothing
+        narrowed = _narrow(grant.scope, scope)
+        if before_answer is not None:
+            owner = ctx.clients.get(ctx.store, grant.client_id)
             if owner is None or owner.disabled:
                 raise errors.InvalidGrant("The client of this session is no longer registered.")
             before_answer(owner)
-        except errors.Problem:
-            if rotated:
-                ctx.store.undo_rotation(grant, presented_digest=digest, successor_digest=successor_digest)
-            raise
+    except errors.Problem:
+        if rotated:
+            ctx.store.undo_rotation(grant, presented_digest=digest, successor_digest=successor_digest)
+        raise
     if rotated:
         audit("rotated", grant_id=grant_id, client_id=grant.client_id, generation=grant.rt_generation)
     return _issue(ctx, keys, grant, successor, narrowed)

@@ -228,7 +228,7 @@ def _raw_body(app: APIGatewayHttpResolver) -> str:
 def _json_object(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
         raise errors.InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise errors.InvalidRequest("The body must be a JSON object.")

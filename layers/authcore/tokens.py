@@ -249,9 +249,10 @@ def verify_access_token(
         raise InvalidAccessToken("malformed token") from exc
     if header.get("alg") != SIGNING_ALGORITHM:
         raise InvalidAccessToken("unexpected algorithm")
-    if header.get("typ", "").lower() not in {ACCESS_TOKEN_TYPE, "application/at+jwt"}:
+    typ, kid = header.get("typ"), header.get("kid")
+    if not isinstance(typ, str) or typ.lower() not in {ACCESS_TOKEN_TYPE, "application/at+jwt"}:
         raise InvalidAccessToken("not an access token")
-    key = public_keys.get(str(header.get("kid", "")))
+    key = public_keys.get(kid) if isinstance(kid, str) else None
     if key is None:
         raise InvalidAccessToken("unknown key id")
     try:
