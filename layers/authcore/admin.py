@@ -46,7 +46,9 @@ def _store() -> Store:
 
 
 def _keyset() -> tokens.KeySet:
-    raw = boto3.client("secretsmanager").get_secret_value(SecretId=_env("KEYS_SECRET_ID"))["SecretString"]
+    raw = boto3.client("secretsmanager").get_secret_value(
+        SecretId=_env("KEYS_SECRET_ID"), VersionStage="AWSCURRENT"
+    )["SecretString"]
     return tokens.KeySet.parse(raw)
 
 
@@ -194,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ttl = int(os.environ.get("ACCESS_TOKEN_TTL_SECONDS", "3600"))
             result = keyrotation.summary(keyrotation.rotate_now(sm, secret_id, ttl))
         else:
-            raw = sm.get_secret_value(SecretId=secret_id)["SecretString"]
+            raw = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
             result = keyrotation.summary(json.loads(raw))
     json.dump(result, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

@@ -66,7 +66,10 @@ def _secrets_provider() -> parameters.SecretsProvider:
 
 def keyset() -> KeySet:
     """The signing key set, from Secrets Manager through Powertools Parameters (cached)."""
-    raw = _secrets_provider().get(settings().keys_secret_id, max_age=settings().secret_cache_seconds)
+    # The stage is AWS's default; naming it also makes moto (whose default ignores moved labels) agree.
+    raw = _secrets_provider().get(
+        settings().keys_secret_id, max_age=settings().secret_cache_seconds, VersionStage="AWSCURRENT"
+    )
     cached = _state.get("keyset")
     if cached is not None and cached[0] == raw:
         return cached[1]  # type: ignore[no-any-return]

@@ -35,9 +35,23 @@ def create_keys(secret_id: str, endpoint_url: str | None = None) -> None:
     keyrotation.rotate_now(sm, secret_id, 3600)
 
 
+@contextlib.contextmanager
+def mock_secret(secret_id: str = "token-service/keys", initial: str | None = None) -> Iterator[Any]:
+    """A Secrets Manager of its own (moto), holding one secret: a key set, or `initial` as given."""
+    from moto import mock_aws
+
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name=REGION)
+        if initial is None:
+            create_keys(secret_id)
+        else:
+            sm.create_secret(Name=secret_id, SecretString=initial)
+        yield sm
+
+
 def keyset(secret_id: str, endpoint_url: str | None = None) -> KeySet:
     sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint_url)
-    return KeySet.parse(sm.get_secret_value(SecretId=secret_id)["SecretString"])
+    return KeySet.parse(sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"])
 
 
 @dataclass
@@ -126,7 +140,10 @@ def _fault(kind: str, operation: str) -> Any:
             "throttle": ("ProvisionedThroughputExceededException", 400),
             "error": ("InternalServerError", 500),
         }[kind]
-        return _FakeHttp(status), {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return _FakeHttp(status), {
+            "Error": {"Code": code, "Message": "injected"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
 
     return hook
 
@@ -148,9 +165,11 @@ def inject(kind: str, service: str, operation: str) -> Iterator[None]:
 
 
 def raw_item(table: str, pk: str, sk: str) -> dict[str, Any] | None:
-    item = boto3.client("dynamodb", region_name=REGION).get_item(
-        TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
-    ).get("Item")
+    item = (
+        boto3.client("dynamodb", region_name=REGION)
+        .get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)
+        .get("Item")
+    )
     return json.loads(json.dumps(item)) if item else None
 
 

@@ -1,0 +1,77 @@
+"""Issue #3 item 7: a structured, secret-free audit log line and an EMF metric for each of
+issued, rotated, reuse_detected, family_revoked, device_approved, device_denied."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from authcore import runtime
+from tests.conftest import Api, LogCapture
+from tests.support.aws import Seed
+
+
+def test_every_audit_event_is_logged_and_counted(
+    api: Api,
+    account: Seed,
+    captured_logs: LogCapture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")
+    runtime.reset()
+    denied = api.device_code()
+    api.call(
+        "POST",
+        "/oauth/device/verify",
+        body={"user_code": denied["user_code"], "decision": "deny"},
+        claims=account.user,
+    )
+    first = api.signed_in(account)  # device_authorized, device_approved, issued
+    second = api.call(
+        "POST", "/auth/refresh", body={"refresh_token": first["refresh_token"]}
+    ).json()  # rotated
+    api.call(
+        "POST", "/auth/refresh", body={"refresh_token": first["refresh_token"]}
+    )  # reuse -> family_revoked
+    other = api.signed_in(account)
+    api.call("POST", "/auth/logout", body={"refresh_token": other["refresh_token"]})  # family_revoked
+
+    records = [json.loads(line) for line in captured_logs.lines]
+    audits = [r for r in records if r.get("message") == "audit"]
+    seen = {r["audit_event"] for r in audits}
+    assert seen == {
+        "device_authorized",
+        "device_approved",
+        "device_denied",
+        "issued",
+        "rotated",
+        "reuse_detected",
+        "family_revoked",
+    }
+    by_event = {r["audit_event"]: r for r in reversed(audits)}  # the first of each
+    assert (
+        by_event["device_approved"]["user_id"] == "user-1" and by_event["device_approved"]["org_id"] == "acme"
+    )
+    assert (
+        by_event["issued"]["client_id"] == "demo-cli"
+        and by_event["issued"]["grant_id"] == first["refresh_token"].split("_")[1]
+    )
+    assert by_event["rotated"]["generation"] == 2
+    assert by_event["reuse_detected"]["grant_id"] == first["refresh_token"].split("_")[1]
+    secrets = [
+        first["refresh_token"],
+        second["refresh_token"],
+        first["access_token"],
+        denied["device_code"],
+        denied["user_code"],
+    ]
+    for record in audits:
+        text = json.dumps(record)
+        assert not any(s in text for s in secrets)
+    emitted = capsys.readouterr().out
+    metrics = [json.loads(line) for line in emitted.splitlines() if line.startswith('{"_aws"')]
+    names = {m["Name"] for doc in metrics for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert seen <= names
+    assert all(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TokenService" for doc in metrics)
