@@ -41,7 +41,8 @@ test: $(VENV)/.synced $(SAM)
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/authcore functions
+	$(VENV)/bin/mypy layers/authcore local
+	@for f in functions/*/app.py; do $(VENV)/bin/mypy "$$f" || exit 1; done  # each is a module named app
 
 format: $(VENV)/.synced
 	$(VENV)/bin/ruff format .

@@ -24,7 +24,7 @@ def decide() -> Response[str]:
     user = grants.SignedInUser.from_claims(http.signed_in_claims(app))
     body = http.json_body(app, VerifyDecisionRequest)
     status = grants.decide(http.context(app), user, body.user_code, body.decision, body.organization_id)
-    return http.json_response(VerifyDecisionResponse(status=status))  # type: ignore[arg-type]
+    return http.json_response(VerifyDecisionResponse(status=status))
 
 
 lambda_handler = http.entrypoint(app)

@@ -167,7 +167,7 @@ def describe_device_request(ctx: Context, user: SignedInUser, user_code: str) ->
         client=ClientOut(id=grant.client_id, name=client.name if client else grant.client_id),
         scope=grant.scope,
         expires_at=iso(grant.expires_at),
-        status=grant.status,  # type: ignore[arg-type]
+        status=grant.status,
         organizations=[OrganizationChoice(id=m.org_id, name=m.org_name, role=m.role) for m in orgs],
     )
 

@@ -116,24 +116,24 @@ def make_app() -> APIGatewayHttpResolver:
         event = app.current_event
         return dialect_of(event.request_context.http.method, event.raw_path), event.request_context.request_id
 
-    @app.exception_handler(errors.Problem)
+    @app.exception_handler(errors.Problem)  # type: ignore[untyped-decorator]
     def _problem(exc: errors.Problem) -> Response[str]:
         dialect, request_id = current()
         if exc.spoken.product_status >= 500:
             logger.warning("answered with a fault", extra={"problem": exc.kind})
         return render_problem(exc, dialect, request_id)
 
-    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(exc: RequestValidationError) -> Response[str]:
         dialect, request_id = current()
         return render_problem(validation_problem(exc.errors(), dialect), dialect, request_id)
 
-    @app.exception_handler(NotFoundError)
+    @app.exception_handler(NotFoundError)  # type: ignore[untyped-decorator]
     def _not_found(exc: NotFoundError) -> Response[str]:
         dialect, request_id = current()
         return render_problem(errors.NotFound("No such route."), dialect, request_id)
 
-    @app.exception_handler(Exception)
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(exc: Exception) -> Response[str]:
         dialect, request_id = current()
         problem = errors.dependency_problem(exc)

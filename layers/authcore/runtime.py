@@ -87,4 +87,4 @@ def reset() -> None:
     with _lock:
         _state.clear()
     get_settings.cache_clear()
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

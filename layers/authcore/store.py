@@ -17,7 +17,7 @@ Items:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Self, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -46,7 +46,7 @@ def _condition_failed(exc: ClientError) -> bool:
 @dataclass
 class Record:
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> Any:
+    def from_item(cls, item: dict[str, Any]) -> Self:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in _from_ddb(item).items() if k in names})
 
@@ -156,17 +156,16 @@ class Store:
             )
         except ClientError as exc:
             if _condition_failed(exc):
-                old = exc.response.get("Item")
+                old = cast(dict[str, Any] | None, exc.response.get("Item"))
                 raise Rejected(Grant.from_item(old) if old else None) from None
             raise
-        grant: Grant = Grant.from_item(response["Attributes"])
-        return grant
+        return Grant.from_item(response["Attributes"])
 
     # ------------------------------------------------------------ clients, organizations, memberships
 
     def get_client(self, client_id: str) -> ClientRecord | None:
         item = self._get(f"CLIENT#{client_id}", "CLIENT")
-        return ClientRecord.from_item(item) if item else None  # type: ignore[no-any-return]
+        return ClientRecord.from_item(item) if item else None
 
     def put_client(self, client: ClientRecord) -> None:
         self.client.put_item(
@@ -219,7 +218,7 @@ class Store:
 
     def get_organization(self, org_id: str) -> Organization | None:
         item = self._get(f"ORG#{org_id}", "ORG")
-        return Organization.from_item(item) if item else None  # type: ignore[no-any-return]
+        return Organization.from_item(item) if item else None
 
     def list_organizations(self) -> list[Organization]:
         return sorted((Organization.from_item(i) for i in self._scan_prefix("ORG#")), key=lambda o: o.org_id)
@@ -292,7 +291,7 @@ class Store:
 
     def get_grant(self, grant_id: str) -> Grant | None:
         item = self._get(f"GRANT#{grant_id}", "GRANT")
-        return Grant.from_item(item) if item else None  # type: ignore[no-any-return]
+        return Grant.from_item(item) if item else None
 
     def decide(
         self,
