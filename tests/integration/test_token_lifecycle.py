@@ -453,3 +453,21 @@ def test_the_family_item_lives_as_long_as_its_tokens(api: Api, account: Seed) ->
     family_expires = int(item["family_expires_at"]["N"])
     assert abs(family_expires - (time.time() + 30 * 86400)) < 60
     assert int(item["ttl"]["N"]) == family_expires + 3600  # the last access token's lifetime on top
+
+
+def test_public_client_may_use_basic_with_an_empty_password(api: Api, account: Seed) -> None:
+    token = api.signed_in(account)["refresh_token"]
+    basic = base64.b64encode(b"demo-cli:").decode()
+    result = api.call(
+        "POST",
+        "/oauth/token",
+        form={"grant_type": "refresh_token", "refresh_token": token},
+        headers={"authorization": f"Basic {basic}"},
+    )
+    assert result.status == 200, result.text
+    both = api.call(
+        "POST", "/oauth/token",
+        form={"grant_type": "refresh_token", "refresh_token": result.json()["refresh_token"], "client_secret": "x"},
+        headers={"authorization": f"Basic {basic}"},
+    )  # fmt: skip
+    assert_oauth_error(both, "invalid_request")  # one authentication method per request (RFC 6749 §2.3)
