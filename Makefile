@@ -41,7 +41,7 @@ test: $(VENV)/.synced $(SAM)
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/authcore local
+	$(VENV)/bin/mypy layers/authcore local authcli
 	@for f in functions/*/app.py; do $(VENV)/bin/mypy "$$f" || exit 1; done  # each is a module named app
 
 format: $(VENV)/.synced

@@ -83,8 +83,11 @@ def refresh_cookie(value: str, max_age: int) -> Cookie:
 def render_problem(problem: errors.Problem, dialect: Dialect, request_id: str) -> Response[str]:
     spoken = problem.spoken
     headers: dict[str, str] = {}
-    if problem.retry_after is not None:
-        headers["Retry-After"] = str(problem.retry_after)
+    retry_after = problem.retry_after
+    if retry_after is None and (spoken.product_status in (429, 503) or spoken.oauth_status == 503):
+        retry_after = 1  # the contract: 429 and 503 always say when to come back
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     if dialect == "product":
         body: BaseModel = ProductError(
             status=spoken.product_status,

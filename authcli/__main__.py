@@ -1,0 +1,5 @@
+"""``python -m authcli``."""
+
+from authcli.cli import main
+
+raise SystemExit(main())
