@@ -98,11 +98,16 @@ class Api:
 
     def approve(self, user_code: str, user: dict[str, str], **body: Any) -> HttpResult:
         return self.call(
-            "POST", "/oauth/device/verify", body={"user_code": user_code, "decision": "approve", **body}, claims=user
+            "POST",
+            "/oauth/device/verify",
+            body={"user_code": user_code, "decision": "approve", **body},
+            claims=user,
         )
 
     def exchange(self, device_code: str, client_id: str = "demo-cli") -> HttpResult:
-        return self.call("POST", "/auth/device/exchange", body={"device_code": device_code, "client_id": client_id})
+        return self.call(
+            "POST", "/auth/device/exchange", body={"device_code": device_code, "client_id": client_id}
+        )
 
     def signed_in(self, seed: aws.Seed) -> dict[str, Any]:
         """A whole device flow: the product exchange's answer."""

@@ -1,8 +1,9 @@
 """POST /oauth/device/code — device authorization request (RFC 8628 §3.1). OAuth dialect."""
 
+from aws_lambda_powertools.event_handler import Response
+
 from authcore import grants, http
 from authcore.envelopes import DeviceCodeRequest
-from aws_lambda_powertools.event_handler import Response
 
 app = http.make_app()
 

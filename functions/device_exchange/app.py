@@ -1,8 +1,9 @@
 """POST /auth/device/exchange — the product API's device-code exchange. Product dialect."""
 
+from aws_lambda_powertools.event_handler import Response
+
 from authcore import grants, http
 from authcore.envelopes import DeviceExchangeRequest, ProductTokenResponse
-from aws_lambda_powertools.event_handler import Response
 
 app = http.make_app()
 

@@ -5,10 +5,11 @@ Product dialect. The HTTP API's JWT authorizer has verified the user; its claims
 
 from typing import Annotated
 
-from authcore import grants, http
-from authcore.envelopes import VerifyDecisionRequest, VerifyDecisionResponse
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from authcore import grants, http
+from authcore.envelopes import VerifyDecisionRequest, VerifyDecisionResponse
 
 app = http.make_app()
 

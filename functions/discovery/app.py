@@ -1,7 +1,8 @@
 """GET /.well-known/oauth-authorization-server (RFC 8414) and GET /.well-known/jwks.json."""
 
-from authcore import discovery, http, runtime
 from aws_lambda_powertools.event_handler import Response
+
+from authcore import discovery, http, runtime
 
 app = http.make_app()
 

@@ -3,9 +3,10 @@
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from authcore import keyrotation, runtime
 from authcore.observability import logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 _sm = boto3.client("secretsmanager", config=runtime.BOTO_CONFIG)
 

@@ -4,10 +4,11 @@ The refresh token comes in the JSON body (CLIs) or in the HttpOnly cookie (brows
 goes back the way the token came: in the body, or only in Set-Cookie.
 """
 
+from aws_lambda_powertools.event_handler import Response
+
 from authcore import grants, http
 from authcore.clients import check_version
 from authcore.envelopes import ProductTokenResponse, RefreshRequest
-from aws_lambda_powertools.event_handler import Response
 
 app = http.make_app()
 

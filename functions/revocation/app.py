@@ -1,8 +1,9 @@
 """POST /oauth/revoke (RFC 7009) and POST /oauth/introspect (RFC 7662). OAuth dialect."""
 
+from aws_lambda_powertools.event_handler import Response
+
 from authcore import grants, http
 from authcore.envelopes import TokenHintRequest
-from aws_lambda_powertools.event_handler import Response
 
 app = http.make_app()
 

@@ -1,9 +1,10 @@
 """POST /oauth/token (RFC 6749 §3.2) and the deprecated GET /oauth/token with its legacy envelope."""
 
+from aws_lambda_powertools.event_handler import Response
+
 from authcore import errors, grants, http
 from authcore.clients import DEVICE_GRANT, REFRESH_GRANT
 from authcore.envelopes import LegacySuccess, LegacyTokenData, OAuthTokenResponse, TokenRequest
-from aws_lambda_powertools.event_handler import Response
 
 app = http.make_app()
 

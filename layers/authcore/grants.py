@@ -421,7 +421,7 @@ def revoke(ctx: Context, token: str, client: ClientRecord | None) -> None:
         return
     digest = keys.hmac.digest(token)
     try:
-        ctx.store.revoke_family(
+        revoked = ctx.store.revoke_family(
             grant_id, ctx.now, "revoked", if_digest=digest, client_id=client.client_id if client else None
         )
     except Rejected as rejected:
@@ -435,7 +435,7 @@ def revoke(ctx: Context, token: str, client: ClientRecord | None) -> None:
         ):
             _end_family(ctx, old, "revoked")
         return
-    audit("family_revoked", grant_id=grant_id, client_id=client.client_id if client else None)
+    audit("family_revoked", grant_id=grant_id, client_id=revoked.client_id, user_id=revoked.user_id)
 
 
 def _access_claims(ctx: Context, keys: tokens.KeySet, token: str) -> dict[str, Any] | None:

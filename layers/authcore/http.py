@@ -200,7 +200,9 @@ def validation_problem(errs: Any, dialect: Dialect, prefix: str | None = None) -
             loc = [prefix, *loc]
         details.append({"loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))})
     if dialect == "product":
-        return errors.ValidationFailed(details=details)
+        where = {d["loc"][0] for d in details if d["loc"]}
+        message = "Query parameters failed validation." if where == {"query"} else None
+        return errors.ValidationFailed(message, details=details)
     fields = ", ".join(f"{'.'.join(str(p) for p in d['loc'][1:] or d['loc'])}: {d['msg']}" for d in details)
     return errors.InvalidRequest(f"Invalid parameters ({fields}).")
 
@@ -228,9 +230,13 @@ def _raw_body(app: APIGatewayHttpResolver) -> str:
         raise errors.InvalidRequest("The body is not valid UTF-8.") from None
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
+
+
 def _json_object(text: str) -> dict[str, Any]:
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
         raise errors.InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(data, dict):

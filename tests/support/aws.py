@@ -151,10 +151,7 @@ def _fault(kind: str, operation: str) -> Any:
 @contextlib.contextmanager
 def inject(kind: str, service: str, operation: str) -> Iterator[None]:
     """Make one operation of one service fail (`throttle`, `error` or `timeout`) at the boto3 boundary."""
-    if service == "dynamodb":
-        client = runtime.store().client
-    else:
-        client = runtime._secrets_provider().client
+    client = runtime.store().client if service == "dynamodb" else runtime._secrets_provider().client
     hook = _fault(kind, operation)
     event = f"before-call.{client.meta.service_model.service_id.hyphenize()}"
     client.meta.events.register_first(event, hook)

@@ -15,7 +15,11 @@ def non_conditional_redeem() -> None:
 
     def redeem(self: store_module.Store, grant_id: str, **kw: Any) -> store_module.Grant:
         grant = self.get_grant(grant_id)
-        if grant is None or grant.status != "approved" or grant.device_code_digest != kw["device_code_digest"]:
+        if (
+            grant is None
+            or grant.status != "approved"
+            or grant.device_code_digest != kw["device_code_digest"]
+        ):
             raise store_module.Rejected(grant)
         time.sleep(0.5)  # widen the window (the serialized endpoint queues the other readers)
         return self._update_grant(
