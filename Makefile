@@ -15,6 +15,7 @@ PORT ?= 3000
 .PHONY: help serve test lint typecheck format openapi bench clean
 
 include mk/sam.mk
+include mk/browser.mk
 
 help:
 	@echo "make serve   start the whole API on http://127.0.0.1:$(PORT) with embedded AWS services"
@@ -35,7 +36,7 @@ venv: $(VENV)/.synced
 serve: $(VENV)/.synced
 	$(VENV)/bin/python -m local.serve --port $(PORT)
 
-test: $(VENV)/.synced $(SAM)
+test: $(VENV)/.synced $(SAM) browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.synced

@@ -37,6 +37,7 @@ ROUTES = {  # (method, path) -> function directory; test_template checks templat
     ("POST", "/oauth/introspect"): "revocation",
     ("GET", "/.well-known/oauth-authorization-server"): "discovery",
     ("GET", "/.well-known/jwks.json"): "discovery",
+    ("GET", "/device"): "web",
 }
 
 ENV = {

@@ -35,6 +35,7 @@ FUNCTIONS = {  # function directory -> the template's logical id (for `sam local
     "refresh": "RefreshFunction",
     "revocation": "RevocationFunction",
     "discovery": "DiscoveryFunction",
+    "web": "WebFunction",
 }
 
 State = dict[str, str]
@@ -48,6 +49,7 @@ class Case:
     loc: list[str | int] | None = None  # a product 422 must locate this field
     check: Check | None = None  # what a success (or an error's side effects) must look like
     setup: str | None = None  # the live state its placeholders need: see `prepare`
+    html: bool = False  # the verification page answers HTML, not JSON
 
 
 # ---------------------------------------------------------------- success checks
@@ -231,6 +233,10 @@ def _jwks(result: HttpResult, body: Any, api: Api, state: State) -> None:
         assert "d" not in key  # never a private half
 
 
+def _device_page(result: HttpResult, body: Any, api: Api, state: State) -> None:
+    assert 'value="WDJB-MJHT"' in body and "<form" in body
+
+
 # ---------------------------------------------------------------- the table
 
 P, A, S, R = "pending", "approved", "signed_in", "rotated"
@@ -306,6 +312,8 @@ EXPECTED: dict[str, Case] = {
     # discovery
     "well_known.metadata.json": Case(200, check=_metadata),
     "well_known.jwks.json": Case(200, check=_jwks),
+    # the verification page (HTML): a prefilled code is shown, escaped, never decided
+    "device_page.prefilled.json": Case(200, html=True, check=_device_page),
 }
 
 
@@ -383,6 +391,11 @@ def test_event(name: str, api: Api, account: aws.Seed) -> None:
             request_id=event["requestContext"]["requestId"],
             loc=case.loc,
         )
+    elif case.html:
+        assert result.status == case.status
+        assert result.headers["content-type"].startswith("text/html")
+        assert result.headers["cache-control"] == "no-store"
+        body = result.text
     else:
         body = assert_common(result)
         assert result.status == case.status, result.text
