@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -31,6 +32,14 @@ def serve(host: str, port: int) -> None:
     )
     from werkzeug.serving import make_server
 
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the parent was killed without stopping us: do not outlive it
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(host, port, app, threaded=False, processes=1, request_handler=MotoRequestHandler)
     print(f"READY {server.server_address[1]}", flush=True)

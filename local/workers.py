@@ -1,10 +1,11 @@
 """Lambda-like execution environments: worker processes that each handle one invocation at a time.
 
 Lambda runs concurrent requests in separate execution environments, never two at once in one. Our
-handlers rely on that (Powertools' resolver keeps the current event on the app; Metrics keeps one
+handlers rely on that (Powertools' resolver keeps the current event on the router; Metrics keeps one
 metric set), so concurrent local traffic (the local server, race tests, the benchmark) goes through a
 pool of processes rather than threads of one process. Each worker keeps its imported functions warm,
-as an execution environment does.
+as an execution environment does. A worker that dies or overruns its timeout is replaced, as Lambda
+replaces a failed environment.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import traceback
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 _CTX = multiprocessing.get_context("spawn")
+Worker = tuple[BaseProcess, Connection]
 
 
 def _worker(conn: Connection, env: dict[str, str], setup: str | None, preload: list[tuple[str, str]]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when environments stop
     os.environ.clear()
     os.environ.update(env)
     import importlib
@@ -50,7 +55,11 @@ def _worker(conn: Connection, env: dict[str, str], setup: str | None, preload: l
 
 
 class InvocationError(RuntimeError):
-    """The handler raised: Lambda would answer the HTTP API with a 500 (Internal Server Error)."""
+    """The handler raised or its environment died: the HTTP API would answer 500."""
+
+
+class InvocationTimeout(InvocationError):
+    """The handler overran the function's timeout: the HTTP API would answer 503."""
 
 
 class Environments:
@@ -62,46 +71,90 @@ class Environments:
         size: int = 4,
         setup: str | None = None,
         preload: list[tuple[str, str]] | None = None,
+        timeout: float = 30,
     ) -> None:
         self.size = size
-        self._idle: queue.Queue[tuple[Any, Connection]] = queue.Queue()
-        self._all: list[tuple[Any, Connection]] = []
+        self.timeout = timeout
+        self._args = (dict(env), setup, list(preload or []))
+        self._idle: queue.Queue[Worker] = queue.Queue()
+        self._all: list[Worker] = []
         self._lock = threading.Lock()
-        for _ in range(size):
-            parent, child = _CTX.Pipe()
-            process = _CTX.Process(target=_worker, args=(child, dict(env), setup, preload or []), daemon=True)
-            process.start()
-            child.close()
+        started = [self._spawn() for _ in range(size)]  # in parallel; then wait until each is warm
+        try:
+            for worker in started:
+                self._await_ready(worker)
+                self._idle.put(worker)
+        except Exception:
+            self.close()
+            raise
+
+    def _spawn(self) -> Worker:
+        parent, child = _CTX.Pipe()
+        process = _CTX.Process(target=_worker, args=(child, *self._args), daemon=True)
+        process.start()
+        child.close()
+        with self._lock:
             self._all.append((process, parent))
-        for process, parent in self._all:  # started in parallel; wait until each is warm
-            if not parent.poll(60) or parent.recv() != ("ready",):
-                self.close()
-                raise RuntimeError("an execution environment failed to start")
-            self._idle.put((process, parent))
+        return process, parent
+
+    @staticmethod
+    def _await_ready(worker: Worker) -> None:
+        try:
+            ready = worker[1].poll(120) and worker[1].recv() == ("ready",)
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            raise RuntimeError("an execution environment failed to start")
+
+    def _retire(self, worker: Worker) -> None:
+        process, conn = worker
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5)
+        conn.close()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+
+    def _replace(self, worker: Worker) -> None:
+        self._retire(worker)
+        fresh = self._spawn()
+        try:
+            self._await_ready(fresh)
+        except RuntimeError:
+            self._retire(fresh)
+            raise
+        self._idle.put(fresh)
 
     def invoke(self, code_uri: str, handler: str, event: dict[str, Any], function_name: str = "local") -> Any:
         worker = self._idle.get()
         try:
             worker[1].send((code_uri, handler, function_name, event))
+            if not worker[1].poll(self.timeout):
+                self._replace(worker)
+                raise InvocationTimeout(f"{function_name} timed out after {self.timeout:g} s")
             reply = worker[1].recv()
-        finally:
-            self._idle.put(worker)
+        except (EOFError, OSError) as exc:
+            self._replace(worker)
+            raise InvocationError(f"{function_name}: the execution environment died") from exc
+        self._idle.put(worker)
         if reply[0] == "ok":
             return reply[1]
         raise InvocationError(f"{reply[1]}\n{reply[2]}")
 
     def close(self) -> None:
         with self._lock:
-            for _process, conn in self._all:
-                with contextlib.suppress(OSError):
-                    conn.send(None)
-            for process, conn in self._all:
-                process.join(timeout=5)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
-                conn.close()
+            workers = list(self._all)
             self._all.clear()
+        for _process, conn in workers:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for process, conn in workers:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+            conn.close()
 
     def __enter__(self) -> Environments:
         return self

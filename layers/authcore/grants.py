@@ -137,6 +137,8 @@ class SignedInUser:
     def from_claims(cls, claims: dict[str, Any] | None) -> SignedInUser:
         if not claims or not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise errors.Unauthorized()
+        if claims.get("token_use") == "access":  # Cognito: an access token names no person (no email, name)
+            raise errors.Unauthorized("Sign in with an ID token, not an access token.")
         email = str(claims.get("email") or "")
         name = str(claims.get("name") or claims.get("cognito:username") or email)
         return cls(id=claims["sub"], email=email, name=name)

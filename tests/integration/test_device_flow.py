@@ -444,3 +444,23 @@ def test_discovery_lists_every_endpoint(api: Api) -> None:
     assert {"none", "client_secret_basic", "client_secret_post"} <= set(
         meta["token_endpoint_auth_methods_supported"]
     )
+
+
+def test_a_cognito_access_token_is_not_a_signed_in_person(api: Api, account: Seed) -> None:
+    """Cognito access tokens pass the authorizer (their client_id is the audience) but name no person:
+    approving with one would snapshot an empty user into the grant."""
+    started = api.device_code()
+    claims = {
+        "sub": "user-1",
+        "token_use": "access",
+        "client_id": "web",
+        "scope": "aws.cognito.signin.user.admin",
+    }
+    result = api.call(
+        "POST",
+        "/oauth/device/verify",
+        body={"user_code": started["user_code"], "decision": "approve"},
+        claims=claims,
+    )
+    assert_product_error(result, 401, "unauthorized")
+    assert api.approve(started["user_code"], {**account.user, "token_use": "id"}).status == 200

@@ -1,0 +1,147 @@
+"""Run the whole API on localhost, on embedded AWS services (`make serve`).
+
+    python -m local.serve [--port 3000] [--host 127.0.0.1] [--allow-origin URL ...] [--info-file PATH]
+
+Prints where everything is (and writes it as JSON to .local/serve.json), then serves until Ctrl-C or
+SIGTERM, and stops every process it started. One access line per request goes to stderr; the
+functions' own logs (JSON) go to stdout. A port that is busy or invalid: one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from local.stack import DEFAULT_INFO_FILE, LocalStack, PortUnavailable, StackInfo
+
+EXIT_USAGE = 2
+
+
+class _Stop(Exception):
+    """A signal asked the server to stop."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM stop the server. During start-up a signal is only noted, and acted on once
+    start-up is over: interrupting it halfway could leave a child process nobody stops."""
+
+    def __init__(self) -> None:
+        self.starting = True
+        self.requested = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if not self.starting:
+            self.ignore()  # a second signal must not interrupt the shutdown
+            raise _Stop(signum)
+
+    def started(self) -> None:
+        self.starting = False
+        if self.requested:
+            self.ignore()
+            raise _Stop()
+
+    @staticmethod
+    def ignore() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, not {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 65535, not {port}")
+    return port
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line, not usage plus message: the Makefile passes the port through, and this is what shows.
+        message = message.removeprefix("argument ").replace(": must be", " must be", 1)
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = _Parser(prog="python -m local.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=3000, help="port to listen on; 0: any free port")
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another browser origin allowed to call the API (CORS and cookie refresh); repeatable",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="execution environments: requests served at once (default 2)",
+    )
+    parser.add_argument(
+        "--info-file", type=Path, default=DEFAULT_INFO_FILE, help="where to write the summary"
+    )
+    return parser.parse_args(argv)
+
+
+def summary(info: StackInfo, info_file: Path, seconds: float) -> str:
+    public, confidential = info.clients.public, info.clients.confidential
+    return "\n".join(
+        [
+            f"Local token service ready in {seconds:.1f} s",
+            f"  API                  {info.api_url}",
+            f"  discovery            {info.api_url}/.well-known/oauth-authorization-server",
+            f"  embedded AWS         {info.aws_endpoint_url}  (region {info.region})",
+            f"  Cognito user pool    {info.user_pool_id}  app client {info.user_pool_client_id}",
+            f"  demo user            {info.demo.username} / {info.demo.password}"
+            f"  (organization {info.demo.organization_id})",
+            f"  public client        {public.client_id}",
+            f"  confidential client  {confidential.client_id}  (its secret is in the file below)",
+            f"  written to           {info_file}",
+            "Ctrl-C stops it.",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signals = _Signals()
+    started = time.monotonic()
+    stack = LocalStack(
+        args.host,
+        args.port,
+        concurrency=max(1, args.concurrency),
+        allowed_origins=args.allow_origin,
+        info_file=args.info_file,
+    )
+    try:
+        try:
+            info = stack.start()
+        except PortUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        signals.started()
+        print(summary(info, args.info_file, time.monotonic() - started), flush=True)
+        while True:
+            signal.pause()
+    except _Stop:
+        pass
+    finally:
+        signals.ignore()
+        stack.stop()
+    print("Stopped.", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
