@@ -12,7 +12,7 @@ UV := .tools/uv/bin/uv
 VENV := .venv
 PORT ?= 3000
 
-.PHONY: help serve test lint typecheck format openapi bench clean
+.PHONY: help serve test admin lint typecheck format openapi bench clean
 
 include mk/sam.mk
 include mk/browser.mk
@@ -20,6 +20,7 @@ include mk/browser.mk
 help:
 	@echo "make serve   start the whole API on http://127.0.0.1:$(PORT) with embedded AWS services"
 	@echo "make test    run every test"
+	@echo "make admin ARGS='clients list'   the admin command (against make serve's stack unless TABLE_NAME is set)"
 	@echo "make lint    ruff + mypy; make bench: the load benchmark; make clean"
 
 $(UV):
@@ -35,6 +36,9 @@ venv: $(VENV)/.synced
 
 serve: $(VENV)/.synced
 	$(VENV)/bin/python -m local.serve --port $(PORT)
+
+admin: $(VENV)/.synced
+	@$(VENV)/bin/python -m local.admin $(ARGS)
 
 test: $(VENV)/.synced $(SAM) browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
