@@ -16,6 +16,8 @@ PORT ?= 3000
 
 include mk/sam.mk
 include mk/browser.mk
+include mk/node.mk
+include mk/bench.mk
 
 help:
 	@echo "make serve   start the whole API on http://127.0.0.1:$(PORT) with embedded AWS services"
@@ -40,7 +42,7 @@ serve: $(VENV)/.synced
 admin: $(VENV)/.synced
 	@$(VENV)/bin/python -m local.admin $(ARGS)
 
-test: $(VENV)/.synced $(SAM) browser
+test: $(VENV)/.synced $(SAM) browser node-deps
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.synced
