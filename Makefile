@@ -55,5 +55,8 @@ format: $(VENV)/.synced
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+openapi: $(VENV)/.synced
+	PYTHONPATH=layers $(VENV)/bin/python -m authcore.apidoc > openapi.json
+
 clean:
 	rm -rf $(VENV) .tools .aws-sam .local test-output
