@@ -66,7 +66,11 @@ ROUTES = (
     Route("GET", "/device", "The verification page (HTML)", "html", None, query=("user_code",)),
 )  # fmt: skip
 
-ERROR_MODEL = {"oauth": e.OAuthError, "product": e.ProductError, "legacy": e.LegacyError}
+ERROR_MODEL: dict[str, type[BaseModel]] = {
+    "oauth": e.OAuthError,
+    "product": e.ProductError,
+    "legacy": e.LegacyError,
+}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -128,9 +132,10 @@ def build(version: str = "0.1.0") -> dict[str, Any]:
         paths.setdefault(route.path, {})[route.method.lower()] = op
     schemas: dict[str, Any] = {}
     for model in sorted(models, key=lambda m: m.__name__):
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
+        generated: dict[str, Any] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        defs = generated.pop("$defs", {})
+        schemas.update(defs if isinstance(defs, dict) else {})
+        schemas[model.__name__] = generated
     return {
         "openapi": "3.1.0",
         "info": {
