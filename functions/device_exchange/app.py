@@ -3,7 +3,7 @@
 from aws_lambda_powertools.event_handler import Response
 
 from authcore import grants, http
-from authcore.envelopes import DeviceExchangeRequest, ProductTokenResponse
+from authcore.envelopes import DeviceExchangeRequest
 
 app = http.make_app()
 
@@ -14,16 +14,7 @@ def exchange() -> Response[str]:
     ctx = http.context(app)
     client = http.authenticated_client(app, ctx, body.client_id)
     issued = grants.exchange_device_code(ctx, client, body.device_code)
-    return http.json_response(
-        ProductTokenResponse(
-            access_token=issued.access_token,
-            expires_in=issued.expires_in,
-            refresh_token=issued.refresh_token,
-            scope=issued.scope,
-            user=issued.user,
-            organization=issued.organization,
-        )
-    )
+    return http.json_response(issued.product())
 
 
 lambda_handler = http.entrypoint(app)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from authcore import grants, http
 from authcore.clients import check_version
-from authcore.envelopes import ProductTokenResponse, RefreshRequest
+from authcore.envelopes import RefreshRequest
 
 app = http.make_app()
 
@@ -19,14 +19,7 @@ def refresh() -> Response[str]:
     ctx = http.context(app)
     version = http.header(app, "x-client-version")
     issued = grants.refresh(ctx, presented.token, before_answer=lambda client: check_version(client, version))
-    body = ProductTokenResponse(
-        access_token=issued.access_token,
-        expires_in=issued.expires_in,
-        refresh_token=issued.refresh_token if presented.in_body else None,
-        scope=issued.scope,
-        user=issued.user,
-        organization=issued.organization,
-    )
+    body = issued.product(with_refresh_token=presented.in_body)
     cookies = (
         [http.refresh_cookie(issued.refresh_token, issued.refresh_max_age)] if presented.in_cookie else None
     )

@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from authcore import errors, grants, http
 from authcore.clients import DEVICE_GRANT, REFRESH_GRANT
-from authcore.envelopes import LegacySuccess, LegacyTokenData, OAuthTokenResponse, TokenRequest
+from authcore.envelopes import TokenRequest
 
 app = http.make_app()
 
@@ -26,29 +26,13 @@ def _grant() -> grants.Issued:
 
 @app.post("/oauth/token")
 def token() -> Response[str]:
-    issued = _grant()
-    return http.json_response(
-        OAuthTokenResponse(
-            access_token=issued.access_token,
-            expires_in=issued.expires_in,
-            refresh_token=issued.refresh_token,
-            scope=issued.scope,
-        )
-    )
+    return http.json_response(_grant().oauth())
 
 
 @app.get("/oauth/token")
 def legacy_token() -> Response[str]:
     """Deprecated: parameters in the query string. Its successor is POST /oauth/token."""
-    issued = _grant()
-    data = LegacyTokenData(
-        access_token=issued.access_token,
-        refresh_token=issued.refresh_token,
-        ttl=str(issued.expires_in),
-        issued_at=grants.iso(issued.issued_at),
-        expires_at=grants.iso(issued.issued_at + issued.expires_in),
-    )
-    return http.json_response(LegacySuccess(data=data), headers=http.LEGACY_HEADERS)
+    return http.json_response(_grant().legacy(), headers=http.LEGACY_HEADERS)
 
 
 lambda_handler = http.entrypoint(app)

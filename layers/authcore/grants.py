@@ -19,8 +19,12 @@ from authcore.envelopes import (
     ClientOut,
     DeviceAuthorizationResponse,
     IntrospectionResponse,
+    LegacySuccess,
+    LegacyTokenData,
+    OAuthTokenResponse,
     OrganizationChoice,
     OrganizationOut,
+    ProductTokenResponse,
     UserOut,
     VerifyInfoResponse,
 )
@@ -75,6 +79,36 @@ class Issued:
     def organization(self) -> OrganizationOut:
         g = self.grant
         return OrganizationOut(id=g.org_id or "", name=g.org_name or "", role=g.org_role or "")
+
+    def oauth(self) -> OAuthTokenResponse:
+        """RFC 6749 §5.1."""
+        return OAuthTokenResponse(
+            access_token=self.access_token,
+            expires_in=self.expires_in,
+            refresh_token=self.refresh_token,
+            scope=self.scope,
+        )
+
+    def product(self, *, with_refresh_token: bool = True) -> ProductTokenResponse:
+        """The product API's answer; without the refresh token when it travels only in the cookie."""
+        return ProductTokenResponse(
+            **self.oauth().model_dump(exclude={"refresh_token"}),
+            refresh_token=self.refresh_token if with_refresh_token else None,
+            user=self.user,
+            organization=self.organization,
+        )
+
+    def legacy(self) -> LegacySuccess:
+        """The deprecated GET /oauth/token envelope."""
+        return LegacySuccess(
+            data=LegacyTokenData(
+                access_token=self.access_token,
+                refresh_token=self.refresh_token,
+                ttl=str(self.expires_in),
+                issued_at=iso(self.issued_at),
+                expires_at=iso(self.issued_at + self.expires_in),
+            )
+        )
 
 
 def iso(epoch: int) -> str:
