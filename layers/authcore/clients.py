@@ -18,11 +18,12 @@ GRANT_TYPES = (DEVICE_GRANT, REFRESH_GRANT)
 
 class ClientRegistry:
     """Clients change rarely and are read on every request: a short per-environment cache keeps the
-    hot paths at one DynamoDB call. Disabling a client takes effect within ``ttl`` seconds."""
+    hot paths at one DynamoDB call. Disabling a client takes effect within ``ttl`` seconds; a client
+    created after a failed lookup is found at once (misses are not cached)."""
 
     def __init__(self, ttl: int) -> None:
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, ClientRecord | None]] = {}
+        self._cache: dict[str, tuple[float, ClientRecord]] = {}
         self._lock = threading.Lock()
 
     def get(self, store: Store, client_id: str) -> ClientRecord | None:
@@ -32,7 +33,7 @@ class ClientRegistry:
         if hit is not None and hit[0] > now:
             return hit[1]
         client = store.get_client(client_id)
-        if self.ttl > 0:
+        if self.ttl > 0 and client is not None:  # a miss is not cached: a new client works at once
             with self._lock:
                 if len(self._cache) > 1000:
                     self._cache.clear()

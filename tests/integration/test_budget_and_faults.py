@@ -160,3 +160,18 @@ def test_refresh_faults_leave_the_family_unchanged(api: Api, account: Seed, kind
     assert result.status == PRODUCT[kind][0], result.text
     assert scan() == before  # no half rotation: the old token is still the current one
     assert api.call("POST", "/auth/refresh", body={"refresh_token": refresh}).status == 200
+
+
+def test_a_client_created_after_a_miss_works_at_once(warm: Api) -> None:
+    from authcore import admin
+
+    assert warm.call("POST", "/oauth/device/code", form={"client_id": "late-cli"}).status == 401
+    admin.create_client(
+        runtime.store(),
+        name="Late",
+        client_type="public",
+        grant_types=["device_code"],
+        scopes=["read"],
+        client_id="late-cli",
+    )
+    assert warm.call("POST", "/oauth/device/code", form={"client_id": "late-cli"}).status == 200
