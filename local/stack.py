@@ -225,7 +225,11 @@ class LocalStack:
         info_file: str | Path | None = None,
         access_log: IO[str] | None = None,
         template_path: str | Path | None = None,
+        setup: str | None = None,
     ) -> None:
+        """`setup` ("module:function") runs once in each execution environment before any invocation:
+        for tests that install a deliberately broken variant to show a test can fail."""
+        self.setup = setup
         self.host = host
         self.port = port
         self.concurrency = concurrency
@@ -575,7 +579,7 @@ class LocalStack:
                 print(
                     f"local stack: {', '.join(names)}: no {code_uri.rstrip('/')}/{module}.py", file=sys.stderr
                 )
-        return Environments(environment, size=self.concurrency, preload=preload)
+        return Environments(environment, size=self.concurrency, preload=preload, setup=self.setup)
 
     def _invoke(self, target: Target, event: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._environments.invoke(

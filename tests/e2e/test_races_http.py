@@ -171,3 +171,26 @@ def test_concurrent_refreshes_share_one_successor_over_http(
     status, after = refresh(stack, token)(requests.Session())
     assert status == 200, after
     assert after["refresh_token"] not in seen
+
+
+def test_the_http_race_catches_a_non_conditional_write() -> None:
+    """The same harness against a stack whose store checks in Python and then writes without a
+    condition (tests/support/broken.py): several racers get tokens. So the test above can fail."""
+    from local.stack import LocalStack
+    from tests.e2e.conftest import cognito_id_token
+
+    with LocalStack(setup="tests.support.broken:non_conditional_redeem") as broken:
+        token = cognito_id_token(broken, broken.demo.username, broken.demo.password)
+        racers = Racers(EXCHANGE_RACERS)
+        try:
+            racers.warm(
+                lambda s: s.get(f"{broken.api_url}/.well-known/jwks.json", timeout=TIMEOUT).status_code
+            )
+            code = approved_device_code(broken.api_url, broken.clients.public.client_id, token)
+            results = racers.race(EXCHANGE_RACERS, exchange(broken, code))
+        finally:
+            racers.close()
+    winners = [status for status, _ in results if status == 200]
+    assert len(winners) > 1, (
+        f"the broken store should hand out tokens more than once: {Counter(s for s, _ in results)}"
+    )
