@@ -12,6 +12,7 @@ from authcore.store import ClientRecord, Store
 from authcore.tokens import Hmac, same_digest
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_VSCHAR = re.compile(r"^[\x20-\x7e]{1,256}$")
 REFRESH_GRANT = "refresh_token"
 GRANT_TYPES = (DEVICE_GRANT, REFRESH_GRANT)
 
@@ -54,6 +55,8 @@ def authenticate(
     """RFC 6749 §2.3: a public client names itself; a confidential one proves its secret."""
     if not client_id:
         raise errors.InvalidClient("Client authentication is required (client_id).", basic_auth=basic)
+    if not _VSCHAR.match(client_id):  # RFC 6749 A.1; and the only request string that keys a DynamoDB read
+        raise errors.InvalidClient("Unknown or disabled client.", basic_auth=basic)
     client = registry.get(store, client_id)
     if client is None or client.disabled:
         raise errors.InvalidClient("Unknown or disabled client.", basic_auth=basic)

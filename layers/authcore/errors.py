@@ -143,5 +143,7 @@ def dependency_problem(exc: BaseException) -> Problem | None:
             return DependencyTimeout(retry_after=1)
         if isinstance(seen, botocore.exceptions.BotoCoreError):
             return DependencyFailed(retry_after=1)
-        seen = seen.__cause__ or seen.__context__
+        # `raise X from Y` (Powertools wraps AWS errors so), or an implicit context not suppressed with
+        # `from None`: a fault we already handled must not turn a later bug into a "dependency" answer.
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return None

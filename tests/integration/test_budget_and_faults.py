@@ -175,3 +175,25 @@ def test_a_client_created_after_a_miss_works_at_once(warm: Api) -> None:
         client_id="late-cli",
     )
     assert warm.call("POST", "/oauth/device/code", form={"client_id": "late-cli"}).status == 200
+
+
+@pytest.mark.parametrize(
+    ("client_id", "status", "type_"),
+    [
+        ("caf\u00e9-cli", 401, "invalid_client"),
+        ("demo\x00cli", 401, "invalid_client"),
+        ("tab\tcli", 401, "invalid_client"),
+        ("\ud800", 422, "validation_error"),  # not even a string pydantic accepts
+    ],
+)
+def test_a_client_id_outside_vschar_never_reaches_dynamodb(
+    warm: Api, client_id: str, status: int, type_: str
+) -> None:
+    """RFC 6749 A.1: client_id is VSCHAR. Anything else is refused before it can key a read (real
+    DynamoDB answers a ValidationException to some of these, which would have been a 5xx)."""
+    with count_dynamodb() as calls:
+        result = warm.call(
+            "POST", "/auth/device/exchange", body={"device_code": "dc_x", "client_id": client_id}
+        )
+    assert result.status == status and result.json()["type"] == type_, result.text
+    assert calls.calls == []

@@ -302,3 +302,25 @@ def test_validation_problem_locates_fields_per_dialect() -> None:
     oauth = http.validation_problem(errs, "oauth")
     assert oauth.kind == "invalid_request" and "device_code" in oauth.message
     assert "s3cr3t" not in oauth.message + json.dumps(product.details)  # inputs are never echoed
+
+
+def test_a_suppressed_aws_fault_does_not_disguise_a_later_bug() -> None:
+    from botocore.exceptions import ClientError
+
+    from authcore.errors import DependencyFailed, dependency_problem
+
+    aws = ClientError({"Error": {"Code": "ConditionalCheckFailedException"}}, "UpdateItem")
+    try:
+        try:
+            raise aws
+        except ClientError:
+            raise KeyError("bug") from None
+    except KeyError as bug:
+        assert dependency_problem(bug) is None  # a 500, not a 502
+    try:
+        try:
+            raise aws
+        except ClientError as exc:
+            raise RuntimeError("wrapped") from exc  # as Powertools Parameters wraps AWS errors
+    except RuntimeError as wrapped:
+        assert isinstance(dependency_problem(wrapped), DependencyFailed)
