@@ -109,12 +109,26 @@ def assert_error(
 ) -> dict[str, Any]:
     """The exact status and the dialect-correct error body for `error` (OAuth `error`, product `type`,
     legacy `errorCode`). `loc`: a product 422 must name this field in `details`."""
+    return assert_error_in(
+        result, dialect_of(method, path), status=status, error=error, request_id=request_id, loc=loc
+    )
+
+
+def assert_error_in(
+    result: HttpResult,
+    dialect: Dialect,
+    *,
+    status: int,
+    error: str,
+    request_id: str | None = None,
+    loc: list[str | int] | None = None,
+) -> dict[str, Any]:
+    """`assert_error` for a dialect named outright."""
     if status < 500:
         assert result.status < 500, f"5xx for bad input: {result.status} {result.text[:500]}"
     body = assert_common(result)
     assert result.status == status, f"expected {status} {error}, got {result.status}: {result.text[:500]}"
     assert isinstance(body, dict), body
-    dialect = dialect_of(method, path)
     if dialect == "product":
         assert set(body) == PRODUCT_KEYS, body
         assert body["status"] == result.status, body

@@ -13,6 +13,7 @@ import pytest
 
 from authcore import tokens
 from tests.conftest import ISSUER, TABLE, Api
+from tests.integration.contract import assert_error_in
 from tests.support import aws
 from tests.support.aws import Seed
 
@@ -25,23 +26,11 @@ def assert_api_headers(headers: dict[str, str]) -> None:
 
 
 def assert_product_error(result: Any, status: int, type_: str) -> dict[str, Any]:
-    assert result.status == status, result.text
-    assert_api_headers(result.headers)
-    body = result.json()
-    assert set(body) == {"status", "message", "type", "details", "request_id"}
-    assert body["status"] == status and body["type"] == type_
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["request_id"]
-    return body  # type: ignore[no-any-return]
+    return assert_error_in(result, "product", status=status, error=type_)
 
 
 def assert_oauth_error(result: Any, error: str, status: int = 400) -> dict[str, Any]:
-    assert result.status == status, result.text
-    assert_api_headers(result.headers)
-    body = result.json()
-    assert body["error"] == error and isinstance(body["error_description"], str)
-    assert set(body) <= {"error", "error_description", "interval"}
-    return body  # type: ignore[no-any-return]
+    return assert_error_in(result, "oauth", status=status, error=error)
 
 
 def set_item(grant_id: str, **values: int) -> None:
