@@ -16,7 +16,8 @@ def main() -> int:
     if not os.environ.get("TABLE_NAME"):
         if not info_file.is_file():
             print(
-                "error: set TABLE_NAME and KEYS_SECRET_ID (AWS), or start `make serve` first", file=sys.stderr
+                "error: set TABLE_NAME, KEYS_SECRET_ID and JWKS_SECRET_ID (AWS), or start `make serve` first",
+                file=sys.stderr,
             )
             return 2
         info = json.loads(info_file.read_text())
@@ -28,6 +29,7 @@ def main() -> int:
             AWS_SECRET_ACCESS_KEY="local",
             TABLE_NAME=info["table_name"],
             KEYS_SECRET_ID=info["keys_secret_id"],
+            JWKS_SECRET_ID=info.get("jwks_secret_id", ""),
         )
     sys.path.insert(0, str(ROOT / "layers"))
     from authcore import admin

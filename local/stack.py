@@ -7,8 +7,9 @@
 1. binds the HTTP port (a busy or bad port fails here, before anything else starts: `PortUnavailable`);
 2. starts the embedded AWS endpoint (`local.moto_server.MotoServer`, one request at a time);
 3. creates what template.yaml describes, from the template itself: the DynamoDB table (its key schema
-   and TTL), the key set secret (a fresh key set, as the rotation function would write it), and the
-   Cognito user pool and app client (their properties as the template sets them);
+   and TTL), the secrets (the key set secret gets a fresh key set and the public key set secret its JWKS,
+   as the rotation function would write them), and the Cognito user pool and app client (their
+   properties as the template sets them);
 4. seeds, through `authcore.admin`, a public client, a confidential client, an organization, and a
    confirmed demo user in the user pool whose `sub` is a member of that organization;
 5. starts the functions' execution environments (`local.workers.Environments`: processes, one
@@ -179,6 +180,7 @@ class StackInfo:
     user_pool_issuer: str
     table_name: str
     keys_secret_id: str
+    jwks_secret_id: str
     demo: DemoUser
     clients: Clients
     pid: int
@@ -378,11 +380,10 @@ class LocalStack:
             f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table_name}"
         )
         sm = session.client("secretsmanager", endpoint_url=endpoint)
-        secret_logical_id = self._logical_id(template, "AWS::SecretsManager::Secret")
-        secret_arn = str(sm.create_secret(Name=f"{STACK_NAME}/keys", SecretString="{}")["ARN"])
-        resolver.refs[secret_logical_id] = secret_arn  # !Ref of a secret is its ARN
+        self._secrets(sm, template, resolver)
         resolver.refs["HttpApi"] = "local"
         environment = self._function_environment(template, resolver, endpoint)
+        keys_secret_id, jwks_secret_id = (self._secret_id(environment, n) for n in ("KEYS", "JWKS"))
         targets = self._targets(template, resolver)
         starting = _Background(lambda: self._start_environments(environment, targets), "functions")
         try:
@@ -394,7 +395,7 @@ class LocalStack:
                     TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
                 )
             access_ttl = int(environment.get("ACCESS_TOKEN_TTL_SECONDS", "3600"))
-            keys = KeySet.parse(keyrotation.rotate_now(sm, secret_arn, access_ttl))
+            keys = KeySet.parse(keyrotation.rotate_now(sm, keys_secret_id, access_ttl, jwks_secret_id))
             self._mark("resources", started)
             # Seed data, through the operator's own commands.
             store = Store(ddb, table_name)
@@ -405,7 +406,7 @@ class LocalStack:
             confidential = admin.create_client(
                 store, name="Demo backend", client_type="confidential",
                 grant_types=["device_code", "refresh_token"], scopes=["read", "write"],
-                client_id=CONFIDENTIAL_CLIENT_ID, hmac=keys.hmac,
+                client_id=CONFIDENTIAL_CLIENT_ID, hmac=keys.hmac, introspection=True,
             )  # fmt: skip
             org_id, org_name = DEMO_ORGANIZATION
             admin.create_organization(store, org_name, org_id)
@@ -435,7 +436,8 @@ class LocalStack:
             user_pool_client_id=pool_client_id,
             user_pool_issuer=issuer,
             table_name=table_name,
-            keys_secret_id=secret_arn,
+            keys_secret_id=keys_secret_id,
+            jwks_secret_id=jwks_secret_id,
             demo=DemoUser(DEMO_USERNAME, DEMO_PASSWORD, org_id, org_name, sub, DEMO_NAME),
             clients=Clients(
                 PublicClient(str(public["client_id"])),
@@ -469,6 +471,26 @@ class LocalStack:
                 f"the local stack expects one {resource_type} in template.yaml, found {found}"
             )
         return str(found[0])
+
+    @staticmethod
+    def _secrets(sm: Any, template: dict[str, Any], resolver: Resolver) -> None:
+        """Every secret of the template, with the value the template gives it (a placeholder)."""
+        for logical_id, resource in template["Resources"].items():
+            if not isinstance(resource, dict) or resource.get("Type") != "AWS::SecretsManager::Secret":
+                continue
+            if not resolver.resource_enabled(logical_id):
+                continue
+            value = resolver.resolve(resource.get("Properties", {})).get("SecretString", "{}")
+            created = sm.create_secret(Name=f"{STACK_NAME}/{logical_id}", SecretString=str(value))
+            resolver.refs[logical_id] = str(created["ARN"])  # !Ref of a secret is its ARN
+
+    @staticmethod
+    def _secret_id(environment: dict[str, str], kind: str) -> str:
+        """The secret the functions find under <KIND>_SECRET_ID: the key set, or its public half."""
+        value = environment.get(f"{kind}_SECRET_ID", "")
+        if not value.startswith("arn:"):
+            raise tpl.TemplateError(f"no function's {kind}_SECRET_ID is !Ref to a secret of template.yaml")
+        return value
 
     def _user_pool(self, idp: Any, template: dict[str, Any], resolver: Resolver) -> tuple[str, str]:
         pool_logical_id = self._logical_id(template, "AWS::Cognito::UserPool")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from authcore import clock as service_clock
 from authcore import runtime
 from local import lambda_host
 from local.lambda_host import HttpResult
@@ -48,6 +49,7 @@ ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "TABLE_NAME": TABLE,
     "KEYS_SECRET_ID": SECRET,
+    "JWKS_SECRET_ID": aws.JWKS_SECRET,
     "ISSUER": ISSUER,
     "ALLOWED_ORIGINS": ORIGIN,
     "POWERTOOLS_SERVICE_NAME": "token-service",
@@ -76,6 +78,18 @@ def account(env: dict[str, str]) -> Iterator[aws.Seed]:
         aws.create_keys(SECRET)
         runtime.reset()
         yield aws.seed(TABLE, SECRET)
+
+
+@pytest.fixture
+def clock() -> Iterator[service_clock.Manual]:
+    """The service's clock, moved by the test (``clock.advance(11)``) instead of waited for."""
+    manual = service_clock.Manual()
+    service_clock.use(manual)
+    yield manual
+    service_clock.use(None)
+
+
+GRACE = 10  # the default rotation grace (ROTATION_GRACE_SECONDS), and its minimum
 
 
 class Api:

@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
-from authcore import grants, http
+from authcore import device, http
 from authcore.envelopes import DeviceExchangeRequest
 
 app = http.make_app()
@@ -11,9 +11,7 @@ app = http.make_app()
 @app.post("/auth/device/exchange")
 def exchange() -> Response[str]:
     body = http.json_body(app, DeviceExchangeRequest)
-    ctx = http.context(app)
-    client = http.authenticated_client(app, ctx, body.client_id)
-    issued = grants.exchange_device_code(ctx, client, body.device_code)
+    issued = device.exchange(http.context(app), http.caller(app, body.client_id), body.device_code)
     return http.json_response(issued.product())
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from authcore import grants, http
+from authcore import device, http
 from authcore.envelopes import VerifyDecisionRequest, VerifyDecisionResponse
 
 app = http.make_app()
@@ -16,15 +16,15 @@ app = http.make_app()
 
 @app.get("/oauth/device/verify")
 def describe(user_code: Annotated[str, Query(min_length=1, max_length=64)]) -> Response[str]:
-    user = grants.SignedInUser.from_claims(http.signed_in_claims(app))
-    return http.json_response(grants.describe_device_request(http.context(app), user, user_code))
+    user = device.SignedInUser.from_claims(http.signed_in_claims(app))
+    return http.json_response(device.describe(http.context(app), user, user_code))
 
 
 @app.post("/oauth/device/verify")
 def decide() -> Response[str]:
-    user = grants.SignedInUser.from_claims(http.signed_in_claims(app))
+    user = device.SignedInUser.from_claims(http.signed_in_claims(app))
     body = http.json_body(app, VerifyDecisionRequest)
-    status = grants.decide(http.context(app), user, body.user_code, body.decision, body.organization_id)
+    status = device.decide(http.context(app), user, body.user_code, body.decision, body.organization_id)
     return http.json_response(VerifyDecisionResponse(status=status))
 
 

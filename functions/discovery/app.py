@@ -1,4 +1,8 @@
-"""GET /.well-known/oauth-authorization-server (RFC 8414) and GET /.well-known/jwks.json."""
+"""GET /.well-known/oauth-authorization-server (RFC 8414) and GET /.well-known/jwks.json.
+
+The JWKS comes from the public key set published beside the signing keys (`runtime.public_jwks`):
+this function cannot read the private set.
+"""
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -15,7 +19,7 @@ def metadata() -> Response[str]:
 
 @app.get("/.well-known/jwks.json")
 def jwks() -> Response[str]:
-    return http.json_response(runtime.keyset().jwks())
+    return http.json_response(runtime.public_jwks())
 
 
 lambda_handler = http.entrypoint(app)

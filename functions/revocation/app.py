@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
-from authcore import grants, http
+from authcore import http, sessions
 from authcore.envelopes import TokenHintRequest
 
 app = http.make_app()
@@ -11,18 +11,16 @@ app = http.make_app()
 @app.post("/oauth/revoke")
 def revoke() -> Response[str]:
     params = http.oauth_params(app, TokenHintRequest)
-    ctx = http.context(app)
-    client = http.authenticated_client(app, ctx, params.client_id, params.client_secret)
-    grants.revoke(ctx, params.token, client)
+    caller = http.caller(app, params.client_id, params.client_secret)
+    sessions.revoke(http.context(app), params.token, caller)
     return http.json_response({})
 
 
 @app.post("/oauth/introspect")
 def introspect() -> Response[str]:
     params = http.oauth_params(app, TokenHintRequest)
-    ctx = http.context(app)
-    http.authenticated_client(app, ctx, params.client_id, params.client_secret, require_confidential=True)
-    return http.json_response(grants.introspect(ctx, params.token))
+    caller = http.caller(app, params.client_id, params.client_secret)
+    return http.json_response(sessions.introspect(http.context(app), params.token, caller))
 
 
 lambda_handler = http.entrypoint(app)

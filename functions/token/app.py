@@ -2,25 +2,29 @@
 
 from aws_lambda_powertools.event_handler import Response
 
-from authcore import errors, grants, http
-from authcore.clients import DEVICE_GRANT, REFRESH_GRANT
+from authcore import device, errors, http, sessions
+from authcore.clients import DEVICE_GRANT, REFRESH_GRANT, admit
 from authcore.envelopes import TokenRequest
+from authcore.issuance import Issued
 
 app = http.make_app()
 
 
-def _grant() -> grants.Issued:
+def _grant() -> Issued:
     params = http.oauth_params(app, TokenRequest)
-    ctx = http.context(app)
-    client = http.authenticated_client(app, ctx, params.client_id, params.client_secret)
+    caller = http.caller(app, params.client_id, params.client_secret)
+    if caller.client_id is None:  # RFC 6749 §3.2.1: the token endpoint always knows its client
+        raise errors.InvalidClient("Client authentication is required (client_id).")
     if params.grant_type == DEVICE_GRANT:
         if params.device_code is None:
             raise errors.InvalidRequest("The device_code parameter is required.")
-        return grants.exchange_device_code(ctx, client, params.device_code)
+        return device.exchange(http.context(app), caller, params.device_code)
     if params.grant_type == REFRESH_GRANT:
         if params.refresh_token is None:
             raise errors.InvalidRequest("The refresh_token parameter is required.")
-        return grants.refresh(ctx, params.refresh_token, client=client, scope=params.scope)
+        return sessions.refresh(http.context(app), params.refresh_token, caller, scope=params.scope)
+    ctx = http.context(app)
+    admit(ctx.clients, ctx.store, ctx.hmac, caller)  # a bad client is invalid_client, whatever it asks
     raise errors.UnsupportedGrantType(f"Supported grant types: {DEVICE_GRANT}, {REFRESH_GRANT}.")
 
 

@@ -1,1 +1,1 @@
-"""Shared layer of the token service: envelopes, errors, grants, tokens, storage, HTTP plumbing."""
+"""Shared layer of the token service: envelopes, errors, the device flow, sessions, tokens, storage, HTTP plumbing."""

@@ -4,11 +4,12 @@
     python -m authcore.admin clients list | disable ID | enable ID
     python -m authcore.admin orgs create --name "Acme" [--id acme] | orgs list
     python -m authcore.admin members add --user SUB --org ORG_ID [--role member] | members list --user SUB
-    python -m authcore.admin keys rotate | keys show
+    python -m authcore.admin keys rotate | keys publish | keys show
 
-Environment: TABLE_NAME, KEYS_SECRET_ID, and the usual AWS ones (AWS_REGION, AWS_PROFILE,
-AWS_ENDPOINT_URL for a local endpoint). Output is JSON. A confidential client's secret is printed once
-and stored only as a keyed digest.
+Environment: TABLE_NAME, KEYS_SECRET_ID, JWKS_SECRET_ID (the public key set, for `keys rotate` and
+`keys publish`), and the usual AWS ones (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL for a local
+endpoint). Output is JSON. A confidential client's secret is printed once and stored only as a keyed
+digest.
 """
 
 from __future__ import annotations
@@ -72,10 +73,13 @@ def create_client(
     client_id: str | None = None,
     min_version: str | None = None,
     hmac: tokens.Hmac | None = None,
+    introspection: bool = False,
 ) -> dict[str, Any]:
     client_id = _checked_id(client_id or f"{_slug(name)}-{secrets.token_hex(4)}")
     grants = [GRANT_ALIASES[g] for g in grant_types]
     secret = None
+    if introspection and client_type != "confidential":
+        raise SystemExit("error: only a confidential client may introspect (--introspection)")
     if client_type == "confidential":
         if hmac is None:
             raise SystemExit("error: a confidential client needs the key set (KEYS_SECRET_ID)")
@@ -89,6 +93,7 @@ def create_client(
         secret_digest=hmac.digest(secret) if (hmac and secret) else None,
         min_version=min_version,
         created_at=int(time.time()),
+        introspection=introspection,
     )
     store.put_client(record)
     out = _client_view(record)
@@ -132,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--grant", dest="grants", action="append", choices=sorted(GRANT_ALIASES))
     create.add_argument("--scope", dest="scopes", action="append", default=[])
     create.add_argument("--min-version", help="oldest X-Client-Version accepted (older: 426)")
+    create.add_argument(
+        "--introspection",
+        action="store_true",
+        help="may introspect other clients' tokens (a resource server; confidential clients only)",
+    )
     clients.add_parser("list", help="list clients")
     for verb in ("disable", "enable"):
         clients.add_parser(verb, help=f"{verb} a client").add_argument("client_id")
@@ -151,6 +161,9 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="the signing key set").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="next -> current -> previous, new next (initialises an empty set)")
+    keys.add_parser(
+        "publish", help="write the current set's public halves to the JWKS secret (JWKS_SECRET_ID)"
+    )
     keys.add_parser("show", help="key ids and states (no private halves)")
     return parser
 
@@ -169,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scopes=args.scopes,
                 client_id=args.client_id,
                 min_version=args.min_version,
+                introspection=args.introspection,
                 hmac=_keyset().hmac if args.client_type == "confidential" else None,
             )
         elif args.action == "list":
@@ -194,7 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         secret_id = _env("KEYS_SECRET_ID")
         if args.action == "rotate":
             ttl = int(os.environ.get("ACCESS_TOKEN_TTL_SECONDS", "3600"))
-            result = keyrotation.summary(keyrotation.rotate_now(sm, secret_id, ttl))
+            result = keyrotation.summary(keyrotation.rotate_now(sm, secret_id, ttl, _env("JWKS_SECRET_ID")))
+        elif args.action == "publish":
+            raw = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
+            result = keyrotation.publish(sm, _env("JWKS_SECRET_ID"), raw)
         else:
             raw = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
             result = keyrotation.summary(json.loads(raw))

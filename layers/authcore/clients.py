@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from authcore import errors
 from authcore.store import ClientRecord, Store
@@ -70,6 +71,71 @@ def authenticate(
     if require_confidential and not client.confidential:
         raise errors.UnauthorizedClient("Only confidential clients may use this endpoint.")
     return client
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What a route knows of who is calling: the client it names (body or HTTP Basic), the secret it
+    presents, whether that came in HTTP Basic, and its X-Client-Version. Routes pass it; `admit` decides."""
+
+    client_id: str | None = None
+    secret: str | None = None
+    basic: bool = False
+    version: str | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.client_id is None and self.secret is None
+
+
+def admit(
+    registry: ClientRegistry,
+    store: Store,
+    hmac: Callable[[], Hmac],
+    caller: Caller,
+    *,
+    grant_type: str | None = None,
+    require_confidential: bool = False,
+) -> ClientRecord:
+    """The one place client policy is decided: authentication (RFC 6749 §2.3), the grant type, and the
+    client's minimum version."""
+    client = authenticate(
+        registry,
+        store,
+        hmac,
+        client_id=caller.client_id,
+        client_secret=caller.secret,
+        basic=caller.basic,
+        require_confidential=require_confidential,
+    )
+    if grant_type is not None:
+        require_grant(client, grant_type)
+    check_version(client, caller.version)
+    return client
+
+
+def admit_token_owner(
+    registry: ClientRegistry, store: Store, hmac: Callable[[], Hmac], caller: Caller, owner_id: str
+) -> ClientRecord:
+    """A refresh presented on a route that names no client (the product API): the token names its client,
+    and the same rules apply as on the token endpoint. A confidential client must authenticate (HTTP
+    Basic); a public one needs nothing more than its token."""
+    if caller.client_id is not None and caller.client_id != owner_id:
+        raise errors.InvalidClient("The client does not match the refresh token.", basic_auth=caller.basic)
+    owner = registry.get(store, owner_id)
+    if owner is None or owner.disabled:
+        raise errors.InvalidGrant("The client of this session is no longer registered.")
+    if owner.confidential and not caller.secret:
+        raise errors.InvalidClient(
+            "This session belongs to a confidential client: authenticate with HTTP Basic.", basic_auth=True
+        )
+    return admit(
+        registry,
+        store,
+        hmac,
+        Caller(owner_id, caller.secret, caller.basic, caller.version),
+        grant_type=REFRESH_GRANT,
+    )
 
 
 def require_grant(client: ClientRecord, grant_type: str) -> None:

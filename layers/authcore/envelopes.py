@@ -142,7 +142,7 @@ class IntrospectionResponse(BaseModel):
     exp: int | None = None
     iat: int | None = None
     sub: str | None = None
-    aud: str | None = None
+    aud: str | list[str] | None = None
     iss: str | None = None
     jti: str | None = None
     sid: str | None = None

@@ -1,6 +1,6 @@
 """HTTP plumbing shared by every function: the resolver, request parsing, responses, error dialects.
 
-Handlers stay thin: route, parse (here), call one function of `grants`, answer (here).
+Handlers stay thin: route, parse (here), call one function of a flow (`device`, `sessions`), answer (here).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from pydantic import BaseModel, ValidationError
 
-from authcore import errors, grants, runtime
-from authcore.clients import authenticate, check_version
+from authcore import clock, errors, runtime
+from authcore.clients import Caller
 from authcore.envelopes import ErrorDetail, LegacyError, OAuthError, ProductError, RefreshRequest
+from authcore.issuance import Context
 from authcore.observability import logger, metrics, tracer
-from authcore.store import ClientRecord
 
 MAX_BODY_BYTES = 16 * 1024
 JSON = "application/json"
@@ -170,20 +170,20 @@ def entrypoint(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], d
     return lambda_handler  # type: ignore[no-any-return]
 
 
-def context(app: APIGatewayHttpResolver) -> grants.Context:
+def context(app: APIGatewayHttpResolver) -> Context:
     settings = runtime.settings()
     issuer = settings.issuer
     if not issuer:
         rc = app.current_event.request_context
         stage = "" if rc.stage in ("$default", "", None) else f"/{rc.stage}"
         issuer = f"https://{rc.domain_name}{stage}"
-    return grants.Context(
+    return Context(
         store=runtime.store(),
         settings=settings,
         clients=runtime.clients(),
         keys=runtime.keyset,
         issuer=issuer,
-        now=grants.now(),
+        now=clock.now(),
     )
 
 
@@ -278,6 +278,10 @@ def oauth_params[M: BaseModel](app: APIGatewayHttpResolver, model: type[M]) -> M
     event = app.current_event
     if event.request_context.http.method.upper() == "GET":
         data: dict[str, Any] = _form(event.raw_query_string or "")
+        if "client_secret" in data:  # RFC 6749 §2.3.1: never in a URL (logs, proxies and history keep it)
+            raise errors.InvalidRequest(
+                "A client_secret may not be sent in the query string; use HTTP Basic, or POST /oauth/token."
+            )
     else:
         media = _media_type(app)
         text = _raw_body(app)
@@ -325,27 +329,13 @@ def client_credentials(
     return basic[0], basic[1] or None, True
 
 
-def authenticated_client(
-    app: APIGatewayHttpResolver,
-    ctx: grants.Context,
-    client_id: str | None,
-    client_secret: str | None = None,
-    *,
-    require_confidential: bool = False,
-) -> ClientRecord:
-    """Who is calling: client authentication (Basic or body), then the client's minimum version."""
+def caller(
+    app: APIGatewayHttpResolver, client_id: str | None = None, client_secret: str | None = None
+) -> Caller:
+    """What this request says of its client: id and secret (body or HTTP Basic) and X-Client-Version.
+    The flows decide what that admits (clients.admit)."""
     cid, secret, basic = client_credentials(app, client_id, client_secret)
-    client = authenticate(
-        ctx.clients,
-        ctx.store,
-        lambda: ctx.keys().hmac,
-        client_id=cid,
-        client_secret=secret,
-        basic=basic,
-        require_confidential=require_confidential,
-    )
-    check_version(client, header(app, "x-client-version"))
-    return client
+    return Caller(client_id=cid, secret=secret, basic=basic, version=header(app, "x-client-version"))
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,10 @@ AUDIT_EVENTS = frozenset(
         "rotated",
         "reuse_detected",
         "family_revoked",
+        "token_refused",
     }
 )
+REFUSAL_REASONS = frozenset({"malformed", "forged", "unknown", "revoked", "expired", "other_client"})
 
 
 def audit(event: str, **fields: str | int | None) -> None:
@@ -42,3 +44,12 @@ def audit(event: str, **fields: str | int | None) -> None:
         raise ValueError(f"unknown audit event {event!r}")
     logger.info("audit", extra={"audit_event": event, **{k: v for k, v in fields.items() if v is not None}})
     metrics.add_metric(name=event, unit=MetricUnit.Count, value=1)
+
+
+def refused(reason: str, *, kind: str, grant_id: str | None = None, client_id: str | None = None) -> None:
+    """A presented token that was refused: an audit line and a metric per reason (``token_refused_forged``
+    ...), so forgeries and probing are visible. Never the token itself."""
+    if reason not in REFUSAL_REASONS:
+        raise ValueError(f"unknown refusal reason {reason!r}")
+    audit("token_refused", reason=reason, token_kind=kind, grant_id=grant_id, client_id=client_id)
+    metrics.add_metric(name=f"token_refused_{reason}", unit=MetricUnit.Count, value=1)

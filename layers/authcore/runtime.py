@@ -1,4 +1,5 @@
-"""What lives for the whole execution environment: settings, AWS clients, the client cache, the key set.
+"""What lives for the whole execution environment: settings, AWS clients, the client cache, the key set
+(and, for the discovery function, which may not read the key set, the public key set published beside it).
 
 Created lazily on first use (not at import, to keep cold starts short for routes that need little),
 never per request. `reset` is for a process that changes its environment (tests, the local server).
@@ -14,7 +15,7 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
-from authcore import errors
+from authcore import errors, keyrotation
 from authcore.clients import ClientRegistry
 from authcore.observability import logger
 from authcore.settings import Settings, get_settings
@@ -79,6 +80,47 @@ def keyset() -> KeySet:
         logger.error("the signing key set is unreadable", extra={"error_type": type(exc).__name__})
         raise errors.DependencyFailed("The signing keys are not available; try again shortly.") from None
     _state["keyset"] = (raw, parsed)
+    return parsed
+
+
+# A JWK of the published set may hold only these members: never a private half ("d") or anything else.
+_PUBLIC_JWK_MEMBERS = frozenset({"kty", "crv", "x", "y", "kid", "use", "alg"})
+
+
+def _checked_jwks(raw: Any) -> dict[str, Any]:
+    doc = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    if not isinstance(doc, dict) or set(doc) != {"keys"} or not isinstance(doc["keys"], list):
+        raise ValueError("not a JWKS document")
+    keys: list[dict[str, str]] = []
+    for key in doc["keys"]:
+        if not isinstance(key, dict) or not key.get("kid") or not key.get("kty"):
+            raise ValueError("a key without kid or kty")
+        if not set(key) <= _PUBLIC_JWK_MEMBERS or not all(isinstance(v, str) for v in key.values()):
+            raise ValueError("a key with members a public JWK does not have")
+        keys.append(dict(key))
+    if not keys:
+        raise ValueError("no keys")
+    return {"keys": keys}
+
+
+def public_jwks() -> dict[str, Any]:
+    """The public key set (the JWKS document `keyrotation.publish` writes: the public halves of every
+    key of the signing set), from its own secret (JWKS_SECRET_ID) through Powertools Parameters, cached
+    as `keyset` is. For the discovery function, which is not allowed to read the private set."""
+    raw = _secrets_provider().get(
+        keyrotation.jwks_secret_id(), max_age=settings().secret_cache_seconds, VersionStage="AWSCURRENT"
+    )
+    cached = _state.get("jwks")
+    if cached is not None and cached[0] == raw:
+        return cached[1]  # type: ignore[no-any-return]
+    try:
+        parsed = _checked_jwks(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.error("the public key set is unreadable", extra={"error_type": type(exc).__name__})
+        raise errors.DependencyFailed(
+            "The public signing keys are not available; try again shortly."
+        ) from None
+    _state["jwks"] = (raw, parsed)
     return parsed
 
 

@@ -7,6 +7,13 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+# A rotation (or a device-code redemption) whose answer is lost is retried by botocore and must then
+# recognise itself as its own first success, within the grace. With runtime.BOTO_CONFIG (3 attempts,
+# 3 s read timeout, standard back-off of at most 1 s then 2 s) the last retry is sent at most 9 s after
+# the first attempt; a shorter grace would make a retried request look like reuse and end the session.
+# tests/unit/test_settings.py checks this bound against BOTO_CONFIG itself.
+MIN_ROTATION_GRACE_SECONDS = 10
+
 
 class Settings(BaseModel):
     table_name: str = Field(min_length=3)
@@ -18,7 +25,7 @@ class Settings(BaseModel):
     poll_interval_seconds: int = Field(default=5, ge=1, le=60)
     access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=3600)
-    rotation_grace_seconds: int = Field(default=10, ge=0, le=300)
+    rotation_grace_seconds: int = Field(default=10, ge=MIN_ROTATION_GRACE_SECONDS, le=300)
     allowed_origins: tuple[str, ...] = ()
     client_cache_seconds: int = Field(default=60, ge=0)
     secret_cache_seconds: int = Field(default=300, ge=0)

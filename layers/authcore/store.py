@@ -62,6 +62,7 @@ class ClientRecord(Record):
     min_version: str | None = None
     disabled: bool = False
     created_at: int = 0
+    introspection: bool = False  # may introspect other clients' tokens (a resource server), RFC 7662 §4
 
     @property
     def confidential(self) -> bool:
@@ -111,6 +112,9 @@ class Grant(Record):
     family_expires_at: int | None = None
     revoked_at: int | None = None
     revoke_reason: str | None = None
+    scope_list: list[str] | None = (
+        None  # the scope as a list: a refresh's narrowing is checked in its condition
+    )
     ttl: int = 0
 
 
@@ -328,27 +332,30 @@ class Store:
         device_code_digest: str,
         client_id: str,
         now: int,
-        refresh_digest: str,
+        refresh_digest: str | None,
         family_expires_at: int,
         ttl: int,
     ) -> Grant:
-        """approved -> issued, exactly once: the refresh family starts at generation 1."""
+        """approved -> issued, once: the refresh family starts at generation 1 (or, for a client
+        without the refresh grant, there is no family: the session lasts as long as its access token)."""
+        update = "SET #s = :issued, issued_at = :now, family_expires_at = :fexp, #ttl = :ttl"
+        values = _values(
+            issued="issued",
+            approved="approved",
+            now=now,
+            fexp=family_expires_at,
+            ttl=ttl,
+            dcd=device_code_digest,
+            cid=client_id,
+        )
+        if refresh_digest is not None:
+            update += ", rt_digest = :rtd, rt_generation = :one, rt_rotated_at = :now"
+            values |= _values(rtd=refresh_digest, one=1)
         return self._update_grant(
             grant_id,
-            "SET #s = :issued, issued_at = :now, rt_digest = :rtd, rt_generation = :one, "
-            "rt_rotated_at = :now, family_expires_at = :fexp, #ttl = :ttl",
+            update,
             "device_code_digest = :dcd AND client_id = :cid AND #s = :approved AND expires_at > :now",
-            _values(
-                issued="issued",
-                approved="approved",
-                now=now,
-                rtd=refresh_digest,
-                one=1,
-                fexp=family_expires_at,
-                ttl=ttl,
-                dcd=device_code_digest,
-                cid=client_id,
-            ),
+            values,
             {"#s": "status", "#ttl": "ttl"},
         )
 
@@ -382,14 +389,35 @@ class Store:
     # ------------------------------------------------------------ refresh families
 
     def rotate_refresh(
-        self, grant_id: str, *, presented_digest: str, successor_digest: str, client_id: str | None, now: int
+        self,
+        grant_id: str,
+        *,
+        presented_digest: str,
+        generation: int,
+        successor_digest: str,
+        client_id: str,
+        scopes: list[str],
+        now: int,
     ) -> Grant:
-        """current -> previous, successor -> current, in one conditional write."""
-        condition = "rt_digest = :d AND #s = :issued AND attribute_not_exists(revoked_at) AND family_expires_at > :now"
-        values = _values(d=presented_digest, s=successor_digest, one=1, now=now, issued="issued")
-        if client_id is not None:
-            condition += " AND client_id = :cid"
-            values |= _values(cid=client_id)
+        """current -> previous, successor -> current, in one conditional write. Every reason to refuse
+        is in the condition (the token is the current one, the family is live and the client's, the
+        asked scopes were granted): a refused rotation writes nothing, and ALL_OLD says why."""
+        condition = (
+            "rt_digest = :d AND rt_generation = :g AND #s = :issued AND client_id = :cid"
+            " AND attribute_not_exists(revoked_at) AND family_expires_at > :now"
+        )
+        values = _values(
+            d=presented_digest,
+            g=generation,
+            s=successor_digest,
+            one=1,
+            now=now,
+            issued="issued",
+            cid=client_id,
+        )
+        for i, scope in enumerate(dict.fromkeys(scopes)):
+            condition += f" AND contains(scope_list, :sc{i})"
+            values |= _values(**{f"sc{i}": scope})
         return self._update_grant(
             grant_id,
             "SET rt_prev_digest = :d, rt_digest = :s, rt_generation = rt_generation + :one, rt_rotated_at = :now",
@@ -398,35 +426,22 @@ class Store:
             {"#s": "status"},
         )
 
-    def undo_rotation(self, grant: Grant, *, presented_digest: str, successor_digest: str) -> None:
-        """Put the presented token back as current after a rotation whose answer was refused (an
-        outdated client version), so the refusal costs the user nothing. Only if nothing moved since."""
-        try:
-            self._update_grant(
-                grant.grant_id,
-                "SET rt_digest = :d, rt_generation = rt_generation - :one REMOVE rt_prev_digest",
-                "rt_digest = :s AND rt_prev_digest = :d",
-                _values(d=presented_digest, s=successor_digest, one=1),
-                {},
-            )
-        except Rejected:
-            return
-
     def revoke_family(
         self,
         grant_id: str,
         now: int,
         reason: str,
         *,
-        if_digest: str | None = None,
+        up_to_generation: int | None = None,
         client_id: str | None = None,
     ) -> Grant:
-        """End a family. With ``if_digest``, only when that refresh token is its current or previous one."""
+        """End a family. With ``up_to_generation``, only when the family has reached it (the presented,
+        authentic, refresh token is the current one or an earlier one of this family)."""
         condition = "#s = :issued AND attribute_not_exists(revoked_at)"
         values = _values(now=now, reason=reason, issued="issued")
-        if if_digest is not None:
-            condition += " AND (rt_digest = :d OR rt_prev_digest = :d)"
-            values |= _values(d=if_digest)
+        if up_to_generation is not None:
+            condition += " AND rt_generation >= :g"
+            values |= _values(g=up_to_generation)
         if client_id is not None:
             condition += " AND client_id = :cid"
             values |= _values(cid=client_id)
@@ -436,17 +451,38 @@ class Store:
 
     # ------------------------------------------------------------ limits
 
-    def verify_failures(self, user_id: str, window: int) -> int:
+    def reserve_verify_attempt(self, user_id: str, window: int, limit: int, ttl: int) -> bool:
+        """Take one of a user's code look-ups in a window: one conditional increment decides, so
+        concurrent guesses cannot all pass a check made before any of them counted. False: none left."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb({"pk": f"RATE#verify#{user_id}", "sk": f"WINDOW#{window}"}),
+                UpdateExpression="ADD attempts :one SET #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
+                ExpressionAttributeValues=_values(one=1, ttl=ttl, limit=limit),
+                ExpressionAttributeNames={"#ttl": "ttl"},
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def release_verify_attempt(self, user_id: str, window: int) -> None:
+        """Give back a look-up that found a live request: only wrong codes count against the limit."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb({"pk": f"RATE#verify#{user_id}", "sk": f"WINDOW#{window}"}),
+                UpdateExpression="ADD attempts :minus",
+                ConditionExpression="attempts > :zero",
+                ExpressionAttributeValues=_values(minus=-1, zero=0),
+            )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+    def verify_attempts(self, user_id: str, window: int) -> int:
         item = self._get(f"RATE#verify#{user_id}", f"WINDOW#{window}")
         return int(_from_ddb(item)["attempts"]) if item else 0
-
-    def add_verify_failure(self, user_id: str, window: int, ttl: int) -> int:
-        response = self.client.update_item(
-            TableName=self.table,
-            Key=_to_ddb({"pk": f"RATE#verify#{user_id}", "sk": f"WINDOW#{window}"}),
-            UpdateExpression="ADD attempts :one SET #ttl = :ttl",
-            ExpressionAttributeValues=_values(one=1, ttl=ttl),
-            ExpressionAttributeNames={"#ttl": "ttl"},
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(_from_ddb(response["Attributes"])["attempts"])

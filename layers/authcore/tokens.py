@@ -4,17 +4,23 @@ Pure: no I/O. Storage and Secrets Manager live elsewhere.
 
 Token formats (the prefix lets secret scanners find leaked ones; the grant id finds the item by key):
 - device code:    ``dc_<grant id>_<43 chars: 256 random bits>``
-- refresh token:  ``rt_<grant id>_<43 chars>``; the first is random, each successor is
-  HMAC(rotation key, predecessor), so concurrent rotations of one token agree on the successor.
+- refresh token:  ``rt_<base64url of: version, grant id, generation, client id, nonce, tag>``, opaque to
+  clients. The nonce (256 bits) of the first token is HMAC(first key, device code), so a re-sent exchange
+  of one code gets the same token; each successor's nonce is HMAC(rotation key, predecessor), so
+  concurrent rotations of one token agree on the successor. The tag is HMAC(tag key, everything before
+  it): a token that names a generation and a client was minted by us, checked with one HMAC, so reuse is
+  decided by comparing generations, never by walking a family's history.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 import secrets
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -60,6 +66,62 @@ def grant_id_of(token: str, prefix: str) -> str | None:
     return grant_id
 
 
+# ---------------------------------------------------------------- refresh tokens
+
+_RT_VERSION = 2
+_NONCE = 32
+_TAG = 16
+_RT_HEAD = struct.Struct(">B16sIB")  # version, grant id (16 bytes), generation, client id length
+MAX_GENERATION = 2**32 - 1
+_RT_MAX_CHARS = 3 + (_RT_HEAD.size + 255 + _NONCE + _TAG) * 4 // 3 + 4
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """A well-formed refresh token, parsed. Says nothing of its validity until `Hmac.authentic`."""
+
+    text: str
+    grant_id: str
+    generation: int
+    client_id: str
+    signed: bytes  # everything the tag covers
+    tag: bytes
+
+
+def parse_refresh_token(text: str) -> RefreshToken | None:
+    """The fields of a well-formed refresh token, or None. Checks shape only, never validity."""
+    prefix = REFRESH_TOKEN_PREFIX + "_"
+    if not text.startswith(prefix) or len(text) > _RT_MAX_CHARS:
+        return None
+    body = text[len(prefix) :]
+    if any(c not in _B64URL for c in body):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    if _b64url(raw) != body or len(raw) < _RT_HEAD.size:  # one spelling per token
+        return None
+    version, grant, generation, client_len = _RT_HEAD.unpack_from(raw)
+    if version != _RT_VERSION or generation < 1 or len(raw) != _RT_HEAD.size + client_len + _NONCE + _TAG:
+        return None
+    client = raw[_RT_HEAD.size : _RT_HEAD.size + client_len]
+    try:
+        client_id = client.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if not client_id or not client_id.isprintable():
+        return None
+    return RefreshToken(text, grant.hex(), generation, client_id, raw[:-_TAG], raw[-_TAG:])
+
+
+def _refresh_payload(grant_id: str, generation: int, client_id: str, nonce: bytes) -> bytes:
+    client = client_id.encode("ascii")
+    if len(client) > 255 or not 1 <= generation <= MAX_GENERATION:
+        raise ValueError("client id too long or generation out of range")
+    return _RT_HEAD.pack(_RT_VERSION, bytes.fromhex(grant_id), generation, len(client)) + client + nonce
+
+
 # ---------------------------------------------------------------- user codes
 
 
@@ -96,12 +158,25 @@ class Hmac:
         """What is stored in place of a secret (device code, refresh token, client secret)."""
         return _b64url(hmac.new(self._key("digest"), secret.encode(), hashlib.sha256).digest())
 
-    def successor(self, refresh_token: str) -> str:
+    def _mint(self, grant_id: str, generation: int, client_id: str, nonce: bytes) -> str:
+        payload = _refresh_payload(grant_id, generation, client_id, nonce)
+        tag = hmac.new(self._key("refresh-tag"), payload, hashlib.sha256).digest()[:_TAG]
+        return f"{REFRESH_TOKEN_PREFIX}_{_b64url(payload + tag)}"
+
+    def first_refresh_token(self, device_code: str, grant_id: str, client_id: str) -> str:
+        """Generation 1 of a family: derived from the device code, so a re-sent exchange gets it again."""
+        nonce = hmac.new(self._key("refresh-first"), device_code.encode(), hashlib.sha256).digest()
+        return self._mint(grant_id, 1, client_id, nonce)
+
+    def successor(self, token: RefreshToken) -> str:
         """The refresh token that replaces this one: the same for every concurrent rotation."""
-        prefix, _, rest = refresh_token.partition("_")
-        grant_id = rest.partition("_")[0]
-        mac = hmac.new(self._key("rotate"), refresh_token.encode(), hashlib.sha256).digest()
-        return f"{prefix}_{grant_id}_{_b64url(mac)}"
+        nonce = hmac.new(self._key("rotate"), token.text.encode(), hashlib.sha256).digest()
+        return self._mint(token.grant_id, token.generation + 1, token.client_id, nonce)
+
+    def authentic(self, token: RefreshToken) -> bool:
+        """Was this token minted with our key? One HMAC, compared in constant time."""
+        expected = hmac.new(self._key("refresh-tag"), token.signed, hashlib.sha256).digest()[:_TAG]
+        return hmac.compare_digest(expected, token.tag)
 
 
 def same_digest(a: str | None, b: str | None) -> bool:
@@ -240,9 +315,17 @@ class InvalidAccessToken(Exception):
 
 
 def verify_access_token(
-    token: str, public_keys: dict[str, ec.EllipticCurvePublicKey], *, issuer: str, audience: str
+    token: str,
+    public_keys: dict[str, ec.EllipticCurvePublicKey],
+    *,
+    issuer: str,
+    audience: str,
+    now: int | None = None,
+    leeway: int = 0,
 ) -> dict[str, Any]:
-    """Verify with a pinned algorithm and a known kid: never `none`, never a symmetric algorithm."""
+    """Verify with a pinned algorithm and a known kid: never `none`, never a symmetric algorithm.
+    Times (``exp``, ``nbf``, ``iat``) are judged against ``now`` (the service's clock; default the wall
+    clock), so every expiry in the service is decided by one clock."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -262,8 +345,24 @@ def verify_access_token(
             algorithms=[SIGNING_ALGORITHM],
             audience=audience,
             issuer=issuer,
-            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti", "sid", "client_id"]},
+            options={
+                "require": ["exp", "iat", "iss", "aud", "sub", "jti", "sid", "client_id"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
     except jwt.PyJWTError as exc:
         raise InvalidAccessToken(type(exc).__name__) from exc
+    at = int(time.time()) if now is None else now
+    times = [claims.get(name) for name in ("exp", "iat", "nbf")]
+    if any(t is not None and (not isinstance(t, int) or isinstance(t, bool)) for t in times):
+        raise InvalidAccessToken("times must be whole seconds")
+    exp, iat, nbf = times
+    if exp is None or iat is None or exp <= at - leeway:
+        raise InvalidAccessToken("ExpiredSignatureError")
+    if iat > at + leeway or (nbf is not None and nbf > at + leeway):
+        raise InvalidAccessToken("ImmatureSignatureError")
+    if not isinstance(claims.get("sid"), str) or not isinstance(claims.get("client_id"), str):
+        raise InvalidAccessToken("sid and client_id must be strings")
     return claims

@@ -1,5 +1,6 @@
 """Issue #3 item 7: a structured, secret-free audit log line and an EMF metric for each of
-issued, rotated, reuse_detected, family_revoked, device_approved, device_denied."""
+issued, rotated, reuse_detected, family_revoked, device_approved, device_denied, and token_refused
+(with its reason) for a refused token."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import json
 
 import pytest
 
-from authcore import runtime
-from tests.conftest import Api, LogCapture
+from authcore.clock import Manual
+from tests.conftest import GRACE, Api, LogCapture
 from tests.support.aws import Seed
+from tests.support.forge import forged_refresh_token, grant_of
 
 
 def test_every_audit_event_is_logged_and_counted(
@@ -17,10 +19,8 @@ def test_every_audit_event_is_logged_and_counted(
     account: Seed,
     captured_logs: LogCapture,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Manual,
 ) -> None:
-    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")
-    runtime.reset()
     denied = api.device_code()
     api.call(
         "POST",
@@ -32,11 +32,14 @@ def test_every_audit_event_is_logged_and_counted(
     second = api.call(
         "POST", "/auth/refresh", body={"refresh_token": first["refresh_token"]}
     ).json()  # rotated
+    clock.advance(GRACE + 1)
     api.call(
         "POST", "/auth/refresh", body={"refresh_token": first["refresh_token"]}
     )  # reuse -> family_revoked
     other = api.signed_in(account)
     api.call("POST", "/auth/logout", body={"refresh_token": other["refresh_token"]})  # family_revoked
+    forged = forged_refresh_token(grant_of(other["refresh_token"]))
+    api.call("POST", "/auth/refresh", body={"refresh_token": forged})  # token_refused (forged)
 
     records = [json.loads(line) for line in captured_logs.lines]
     audits = [r for r in records if r.get("message") == "audit"]
@@ -49,23 +52,26 @@ def test_every_audit_event_is_logged_and_counted(
         "rotated",
         "reuse_detected",
         "family_revoked",
+        "token_refused",
     }
     by_event = {r["audit_event"]: r for r in reversed(audits)}  # the first of each
     assert (
         by_event["device_approved"]["user_id"] == "user-1" and by_event["device_approved"]["org_id"] == "acme"
     )
-    assert (
-        by_event["issued"]["client_id"] == "demo-cli"
-        and by_event["issued"]["grant_id"] == first["refresh_token"].split("_")[1]
+    assert by_event["issued"]["client_id"] == "demo-cli" and by_event["issued"]["grant_id"] == grant_of(
+        first["refresh_token"]
     )
     assert by_event["rotated"]["generation"] == 2
-    assert by_event["reuse_detected"]["grant_id"] == first["refresh_token"].split("_")[1]
+    assert by_event["reuse_detected"]["grant_id"] == grant_of(first["refresh_token"])
+    assert by_event["token_refused"]["reason"] == "forged"
+    assert by_event["token_refused"]["grant_id"] == grant_of(other["refresh_token"])
     secrets = [
         first["refresh_token"],
         second["refresh_token"],
         first["access_token"],
         denied["device_code"],
         denied["user_code"],
+        forged,
     ]
     for record in audits:
         text = json.dumps(record)
@@ -74,4 +80,5 @@ def test_every_audit_event_is_logged_and_counted(
     metrics = [json.loads(line) for line in emitted.splitlines() if line.startswith('{"_aws"')]
     names = {m["Name"] for doc in metrics for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert seen <= names
+    assert "token_refused_forged" in names
     assert all(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TokenService" for doc in metrics)

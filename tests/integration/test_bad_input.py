@@ -16,17 +16,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import pytest
 
+from authcore import admin
+from authcore.store import Store
 from local.lambda_host import HttpResult, http_event
-from tests.conftest import ORIGIN, Api
+from tests.conftest import ORIGIN, TABLE, Api
 from tests.integration.contract import assert_common, assert_error, dialect_of, shared_account
 from tests.support import aws
+from tests.support.forge import UNKNOWN_RT
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 UNKNOWN_DC = "dc_" + "0" * 32 + "_" + "A" * 43
-UNKNOWN_RT = "rt_" + "0" * 32 + "_" + "A" * 43
 SECRET = "{{secret}}"  # replaced by the seed's client secret of `backend`
 Outcome = tuple[int, str | None]  # (status, error); error None: a success
 SCHEMA = "schema"  # an outcome placeholder: the dialect's schema failure for this field
@@ -48,8 +51,11 @@ def api(account: aws.Seed) -> Api:
 
 
 def fresh_user() -> dict[str, str]:
+    """A new member of the seed's organization (deciding needs a membership), with its own attempts."""
     n = next(_users)
-    return {"sub": f"bad-input-{n}", "email": f"u{n}@example.com", "name": f"User {n}"}
+    sub = f"bad-input-{n}"
+    admin.add_member(Store(boto3.client("dynamodb", region_name=aws.REGION), TABLE), sub, "acme", "member")
+    return {"sub": sub, "email": f"u{n}@example.com", "email_verified": "true", "name": f"User {n}"}
 
 
 @dataclass(frozen=True)
@@ -840,8 +846,13 @@ def _q(**params: str) -> str:
         ),
         pytest.param(
             _q(grant_type="refresh_token", refresh_token=UNKNOWN_RT, client_id="demo-cli", client_secret="s"),
-            (401, "invalid_client"),
-            id="secret_for_public_client",
+            (400, "invalid_request"),  # RFC 6749 §2.3.1: a secret never travels in a URL
+            id="secret_in_the_url",
+        ),
+        pytest.param(
+            _q(grant_type="refresh_token", refresh_token=UNKNOWN_RT, client_id="backend", client_secret="s"),
+            (400, "invalid_request"),
+            id="confidential_secret_in_the_url",
         ),
         pytest.param(
             _q(grant_type="refresh_token", refresh_token=UNKNOWN_RT, client_id="demo-cli"),

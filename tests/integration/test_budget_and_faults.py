@@ -9,9 +9,11 @@ import boto3
 import pytest
 
 from authcore import runtime
-from tests.conftest import TABLE, Api
+from authcore.clock import Manual
+from tests.conftest import GRACE, TABLE, Api
 from tests.support import aws
 from tests.support.aws import Seed, count_dynamodb, inject
+from tests.support.forge import forged_refresh_token, grant_of
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -50,21 +52,32 @@ def test_exchange_is_one_call(warm: Api, account: Seed) -> None:
     assert len(calls.calls) <= 2, calls.calls
 
 
-def test_refresh_is_one_call_and_reuse_detection_two(
-    warm: Api, account: Seed, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_refresh_is_one_call_and_reuse_detection_two(warm: Api, account: Seed, clock: Manual) -> None:
     first = warm.signed_in(account)["refresh_token"]
     with count_dynamodb() as calls:
         second = warm.call("POST", "/auth/refresh", body={"refresh_token": first})
     assert second.status == 200
     assert calls.calls == ["UpdateItem"]
-    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")
-    monkeypatch.setenv("CLIENT_CACHE_SECONDS", "60")
-    runtime.reset()
-    warm.device_code()  # re-warm after the reset
+    clock.advance(GRACE + 1)
     with count_dynamodb() as calls:
         assert warm.call("POST", "/auth/refresh", body={"refresh_token": first}).status == 401
     assert calls.calls == ["UpdateItem", "UpdateItem"]
+
+
+def test_a_forged_refresh_token_costs_no_call(warm: Api, account: Seed) -> None:
+    """A token whose tag no server key made is refused before DynamoDB, on every route that takes one."""
+    real = warm.signed_in(account)["refresh_token"]
+    forged = forged_refresh_token(grant_of(real), generation=1)
+    with count_dynamodb() as calls:
+        assert warm.call("POST", "/auth/refresh", body={"refresh_token": forged}).status == 401
+        form = {"grant_type": "refresh_token", "refresh_token": forged, "client_id": "demo-cli"}
+        assert warm.call("POST", "/oauth/token", form=form).status == 400
+        assert (
+            warm.call("POST", "/oauth/revoke", form={"token": forged, "client_id": "demo-cli"}).status == 200
+        )
+        assert warm.call("POST", "/auth/logout", body={"refresh_token": forged}).status == 200
+    assert calls.calls == []
+    assert warm.call("POST", "/auth/refresh", body={"refresh_token": real}).status == 200
 
 
 def test_revoking_a_family_is_one_call(warm: Api, account: Seed) -> None:

@@ -12,7 +12,8 @@ import jwt
 import pytest
 
 from authcore import tokens
-from tests.conftest import ISSUER, TABLE, Api
+from authcore.clock import Manual
+from tests.conftest import GRACE, ISSUER, TABLE, Api
 from tests.integration.contract import assert_error_in
 from tests.support import aws
 from tests.support.aws import Seed
@@ -123,8 +124,8 @@ def test_storage_holds_no_secret_in_the_clear(api: Api, account: Seed) -> None:
         account.confidential_secret,
     ):
         assert secret not in dump
-    for secret in (started["device_code"], tokens_["refresh_token"]):
-        assert secret.split("_", 2)[2] not in dump  # not even the random part
+    assert started["device_code"].split("_", 2)[2] not in dump  # not even the random part
+    assert tokens_["refresh_token"].removeprefix("rt_")[-40:] not in dump  # nor the nonce and tag
 
 
 # ---------------------------------------------------------------- the user's decision
@@ -262,7 +263,7 @@ def test_product_exchange_answer_field_by_field(api: Api, account: Seed) -> None
         "organization",
     }
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["scope"] == "read write"
-    assert body["refresh_token"].startswith("rt_") and len(body["refresh_token"].split("_", 2)[2]) >= 43
+    assert body["refresh_token"].startswith("rt_") and len(body["refresh_token"]) >= 3 + 43
     assert body["user"] == {"id": "user-1", "email": "ada@example.com", "name": "Ada Lovelace"}
     assert body["organization"] == {"id": "acme", "name": "Acme Corp", "role": "admin"}
     header = jwt.get_unverified_header(body["access_token"])
@@ -279,7 +280,7 @@ def test_product_exchange_answer_field_by_field(api: Api, account: Seed) -> None
     assert claims["exp"] - claims["iat"] == 3600 and claims["jti"]
 
 
-def test_oauth_exchange_answer_field_by_field(api: Api, account: Seed) -> None:
+def test_oauth_exchange_answer_field_by_field(api: Api, account: Seed, clock: Manual) -> None:
     started = api.device_code()
     form = {"grant_type": DEVICE_GRANT, "device_code": started["device_code"], "client_id": "demo-cli"}
     assert_oauth_error(api.call("POST", "/oauth/token", form=form), "authorization_pending")
@@ -293,6 +294,10 @@ def test_oauth_exchange_answer_field_by_field(api: Api, account: Seed) -> None:
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["scope"] == "read write"
     header = jwt.get_unverified_header(body["access_token"])
     jwt.decode(body["access_token"], jwks_keys(api)[header["kid"]], algorithms=["ES256"], audience=ISSUER)
+    # re-sent at once (its answer was lost): the same family, the same refresh token
+    again = api.call("POST", "/oauth/token", form=form)
+    assert again.status == 200 and again.json()["refresh_token"] == body["refresh_token"], again.text
+    clock.advance(GRACE)  # past the window: the code is used
     assert_oauth_error(api.call("POST", "/oauth/token", form=form), "invalid_grant")
 
 

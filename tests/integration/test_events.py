@@ -128,8 +128,11 @@ def _exchanged(result: HttpResult, body: Any, api: Api, state: State) -> None:
     _product_tokens(result, body, refresh_in_body=True)
     assert body["refresh_token"].startswith("rt_")
     assert body["scope"] == "read write"
-    again = api.exchange(state["device_code"])  # exactly once
-    assert_error(again, method="POST", path="/auth/device/exchange", status=401, error="invalid_grant")
+    again = api.exchange(state["device_code"])  # re-sent: the same family, not a second one
+    assert again.status == 200 and again.json()["refresh_token"] == body["refresh_token"], again.text
+    assert api.call("POST", "/auth/refresh", body={"refresh_token": body["refresh_token"]}).status == 200
+    late = api.exchange(state["device_code"])  # the family has moved on: the code is used
+    assert_error(late, method="POST", path="/auth/device/exchange", status=401, error="invalid_grant")
 
 
 def _refreshed_in_body(result: HttpResult, body: Any, api: Api, state: State) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections import Counter
+import sys
+import uuid
+from collections import Counter, defaultdict
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -38,9 +40,10 @@ ROUTES = {
 }
 JWT_ROUTES = {("GET", "/oauth/device/verify"), ("POST", "/oauth/device/verify")}
 
-# Least privilege: exactly these actions, on the table and on the key secret, and nothing else.
+# Least privilege: exactly these actions, on the table and on the two key secrets, and nothing else.
+# (test_what_the_code_calls_is_what_the_template_grants, below, checks the code against these.)
 TABLE_ACTIONS = {
-    "DeviceAuthorizationFunction": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"},
+    "DeviceAuthorizationFunction": {"dynamodb:GetItem", "dynamodb:PutItem"},
     "DeviceVerificationFunction": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
     "DeviceExchangeFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "TokenFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
@@ -51,8 +54,15 @@ TABLE_ACTIONS = {
     "KeyRotationFunction": set(),
 }
 READ_KEYS = {"secretsmanager:GetSecretValue"}
-SECRET_ACTIONS = {name: READ_KEYS for name in TABLE_ACTIONS} | {
-    "WebFunction": set(),
+# The private key set (KeysSecret): only the functions that sign tokens or compute keyed digests.
+SIGNERS = {
+    "DeviceAuthorizationFunction",
+    "DeviceExchangeFunction",
+    "TokenFunction",
+    "RefreshFunction",
+    "RevocationFunction",
+}
+SECRET_ACTIONS = {name: READ_KEYS if name in SIGNERS else set() for name in TABLE_ACTIONS} | {
     "KeyRotationFunction": {
         "secretsmanager:GetSecretValue",
         "secretsmanager:DescribeSecret",
@@ -60,11 +70,24 @@ SECRET_ACTIONS = {name: READ_KEYS for name in TABLE_ACTIONS} | {
         "secretsmanager:UpdateSecretVersionStage",
     },
 }
+# The public key set (KeysPublicSecret): read by discovery, published by the rotation function.
+PUBLIC_SECRET_ACTIONS: dict[str, set[str]] = {name: set() for name in TABLE_ACTIONS} | {
+    "DiscoveryFunction": READ_KEYS,
+    "KeyRotationFunction": {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"},
+}
+TABLE_REF = {"Fn::GetAtt": ["Table", "Arn"]}
+KEYS_REF = {"Ref": "KeysSecret"}
+PUBLIC_KEYS_REF = {"Ref": "KeysPublicSecret"}
 FORBIDDEN_ACTIONS = (
     "dynamodb:Scan",
     "dynamodb:DeleteItem",
     "dynamodb:DeleteTable",
     "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLSelect",
+    "dynamodb:PartiQLUpdate",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:PutResourcePolicy",
 )
 
 # The contract's default lifetimes.
@@ -217,14 +240,81 @@ def granted(template: dict[str, Any], logical_id: str, target: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("logical_id", sorted(TABLE_ACTIONS))
+def test_no_policy_templates_or_managed_policies(template: dict[str, Any], logical_id: str) -> None:
+    """SAM policy templates (DynamoDBCrudPolicy, DynamoDBReadPolicy, AWSSecretsManagerGetSecretValuePolicy,
+    ...) and managed policies grant more than the code uses: only inline statements."""
+    properties = resource(template, logical_id)["Properties"]
+    policies = properties.get("Policies", [])
+    policies = [policies] if isinstance(policies, (str, dict)) else policies
+    assert [p for p in policies if not (isinstance(p, dict) and set(p) == {"Statement"})] == []
+    globals_ = template.get("Globals", {}).get("Function", {})
+    assert "Policies" not in globals_ and "Role" not in globals_
+
+
+def every_action(template: dict[str, Any], logical_id: str) -> set[str]:
+    actions: set[str] = set()
+    for statement in statements(template, logical_id):
+        action = statement["Action"]
+        actions.update([action] if isinstance(action, str) else action)
+    return actions
+
+
+@pytest.mark.parametrize("logical_id", sorted(TABLE_ACTIONS))
 def test_function_grants_only_what_it_uses(template: dict[str, Any], logical_id: str) -> None:
-    table = {"Fn::GetAtt": ["Table", "Arn"]}
-    secret = {"Ref": "KeysSecret"}
     every = statements(template, logical_id)
     assert all(s["Effect"] == "Allow" for s in every)
-    assert all(s["Resource"] in (table, secret) for s in every), "a statement on another resource"
-    assert granted(template, logical_id, table) == TABLE_ACTIONS[logical_id]
-    assert granted(template, logical_id, secret) == SECRET_ACTIONS[logical_id]
+    assert all(set(s) <= {"Sid", "Effect", "Action", "Resource"} for s in every), "a condition or NotAction"
+    assert all(s["Resource"] in (TABLE_REF, KEYS_REF, PUBLIC_KEYS_REF) for s in every), (
+        "a statement on another resource"
+    )
+    assert granted(template, logical_id, TABLE_REF) == TABLE_ACTIONS[logical_id]
+    assert granted(template, logical_id, KEYS_REF) == SECRET_ACTIONS[logical_id]
+    assert granted(template, logical_id, PUBLIC_KEYS_REF) == PUBLIC_SECRET_ACTIONS[logical_id]
+
+
+def test_only_the_signers_and_the_rotation_can_touch_the_private_keys(
+    template: dict[str, Any], specs: dict[str, FunctionSpec]
+) -> None:
+    readers = {f for f in specs if "secretsmanager:GetSecretValue" in granted(template, f, KEYS_REF)}
+    assert readers == SIGNERS | {"KeyRotationFunction"}
+    touching = {f for f in specs if granted(template, f, KEYS_REF)}
+    assert touching == readers
+    # discovery serves the JWKS from the public set, and reads nothing else
+    assert every_action(template, "DiscoveryFunction") == READ_KEYS
+    assert granted(template, "DiscoveryFunction", PUBLIC_KEYS_REF) == READ_KEYS
+    # and nobody else reads the public set (it is public, but nobody else needs it)
+    public_readers = {
+        f for f in specs if "secretsmanager:GetSecretValue" in granted(template, f, PUBLIC_KEYS_REF)
+    }
+    assert public_readers == {"DiscoveryFunction", "KeyRotationFunction"}
+
+
+def test_the_web_page_discovery_and_rotation_have_no_table(template: dict[str, Any]) -> None:
+    """The web page and discovery read no table and the web page no secret at all."""
+    assert every_action(template, "WebFunction") == set()
+    assert not any(a.startswith("dynamodb:") for a in every_action(template, "DiscoveryFunction"))
+    assert not any(a.startswith("dynamodb:") for a in every_action(template, "KeyRotationFunction"))
+
+
+def test_the_functions_are_told_where_the_public_key_set_is(
+    template: dict[str, Any], specs: dict[str, FunctionSpec]
+) -> None:
+    told = {f for f, spec in specs.items() if "JWKS_SECRET_ID" in spec.environment}
+    assert told == {"DiscoveryFunction", "KeyRotationFunction"}
+    for logical_id in told:
+        assert specs[logical_id].environment["JWKS_SECRET_ID"] == PUBLIC_KEYS_REF
+
+
+def test_the_public_key_set_has_no_rotation_of_its_own(template: dict[str, Any]) -> None:
+    public = resource(template, "KeysPublicSecret")
+    assert public["Type"] == "AWS::SecretsManager::Secret"
+    assert "GenerateSecretString" not in public["Properties"]
+    rotated = [
+        r["Properties"]["SecretId"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SecretsManager::RotationSchedule"
+    ]
+    assert rotated == [KEYS_REF]
 
 
 def test_no_function_may_scan_delete_or_wildcard(
@@ -232,11 +322,17 @@ def test_no_function_may_scan_delete_or_wildcard(
 ) -> None:
     bad = []
     for logical_id in specs:
+        properties = resource(template, logical_id)["Properties"]
+        if "Role" in properties:  # a role of its own would bypass the Policies checked here
+            bad.append((logical_id, "Role"))
         for statement in statements(template, logical_id):
             action = statement["Action"]
             for pattern in [action] if isinstance(action, str) else action:
                 if "*" in pattern or any(fnmatchcase(op, pattern) for op in FORBIDDEN_ACTIONS):
                     bad.append((logical_id, pattern))
+            target = statement["Resource"]
+            if not isinstance(target, dict):  # a literal ARN, "*" or a list of them
+                bad.append((logical_id, str(target)))
     assert bad == []
 
 
@@ -259,6 +355,133 @@ def test_key_rotation_is_wired_to_the_secret(template: dict[str, Any]) -> None:
     assert [(p["Principal"], p["Action"]) for p in permissions] == [
         ("secretsmanager.amazonaws.com", "lambda:InvokeFunction")
     ]
+
+
+# ---------------------------------------------------------------- the code asks for what is granted
+
+# A transaction is authorised per item, each as its own action.
+TRANSACT_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+
+class Recorder:
+    """Per function, the (IAM action, template resource) pairs its code asks AWS for, recorded at the
+    boto3 boundary (botocore's before-parameter-build event: the call as our code makes it)."""
+
+    def __init__(self) -> None:
+        from tests.conftest import SECRET as SECRET_NAME
+        from tests.support.aws import JWKS_SECRET
+
+        self.function = ""
+        self.secrets = {SECRET_NAME: "KeysSecret", JWKS_SECRET: "KeysPublicSecret"}
+        self.used: dict[str, set[tuple[str, str]]] = defaultdict(set)
+
+    def dynamodb(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems":
+            for item in params.get("TransactItems", []):
+                for kind in item:
+                    self.used[self.function].add((TRANSACT_ITEM_ACTIONS[kind], "Table"))
+        elif model.name == "TransactGetItems":
+            self.used[self.function].add(("dynamodb:GetItem", "Table"))
+        else:
+            self.used[self.function].add((f"dynamodb:{model.name}", "Table"))
+
+    def secretsmanager(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        secret = str(params.get("SecretId"))
+        self.used[self.function].add((f"secretsmanager:{model.name}", self.secrets.get(secret, secret)))
+
+    def watch(self, function: str, dynamodb: Any | None, secretsmanager: Any | None) -> None:
+        self.function = function
+        if dynamodb is not None:
+            dynamodb.meta.events.register("before-parameter-build.dynamodb", self.dynamodb)
+        if secretsmanager is not None:
+            secretsmanager.meta.events.register("before-parameter-build.secrets-manager", self.secretsmanager)
+
+
+def test_what_the_code_calls_is_what_the_template_grants(
+    template: dict[str, Any], specs: dict[str, FunctionSpec], account: Any
+) -> None:
+    """Every function, through its routes (and the rotation function through its four steps), asks
+    AWS for exactly the actions template.yaml grants it: not one more (it would fail on AWS, where
+    moto does not check), not one fewer (it would be more privilege than the code uses)."""
+    from authcore import runtime
+    from local import lambda_host
+    from tests.conftest import ROUTES as FUNCTION_DIRS
+    from tests.conftest import SECRET as SECRET_NAME
+    from tests.conftest import Api
+
+    by_dir = {Path(spec.code_uri).name: logical_id for logical_id, spec in specs.items()}
+    recorder = Recorder()
+
+    class RecordingApi(Api):
+        def send(self, event: dict[str, Any]) -> Any:
+            function = FUNCTION_DIRS[(event["requestContext"]["http"]["method"], event["rawPath"])]
+            runtime.reset()  # a cold execution environment: nothing read by another function is cached
+            recorder.watch(by_dir[function], runtime.store().client, runtime._secrets_provider().client)
+            return super().send(event)
+
+    api = RecordingApi()
+    signed = api.signed_in(account)  # device authorization, verification (POST), product exchange
+    started = api.device_code()
+    shown = api.call(
+        "GET", "/oauth/device/verify", query={"user_code": started["user_code"]}, claims=account.user
+    )
+    assert shown.status == 200, shown.text
+    assert api.approve(started["user_code"], account.user).status == 200
+    device = "urn:ietf:params:oauth:grant-type:device_code"
+    form = {"grant_type": device, "device_code": started["device_code"], "client_id": "demo-cli"}
+    oauth = api.call("POST", "/oauth/token", form=form)
+    assert oauth.status == 200, oauth.text
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": oauth.json()["refresh_token"],
+        "client_id": "demo-cli",
+    }
+    assert api.call("POST", "/oauth/token", form=form).status == 200
+    refreshed = api.call("POST", "/auth/refresh", body={"refresh_token": signed["refresh_token"]})
+    assert refreshed.status == 200, refreshed.text
+    backend = {"client_id": "backend", "client_secret": account.confidential_secret}
+    introspected = api.call(
+        "POST", "/oauth/introspect", form={"token": refreshed.json()["access_token"], **backend}
+    )
+    assert introspected.status == 200 and introspected.json()["active"] is True, introspected.text
+    revoked = api.call(
+        "POST", "/oauth/revoke", form={"token": oauth.json()["access_token"], "client_id": "demo-cli"}
+    )
+    assert revoked.status == 200, revoked.text
+    logout = api.call("POST", "/auth/logout", body={"refresh_token": refreshed.json()["refresh_token"]})
+    assert logout.status == 200, logout.text
+    assert api.call("GET", "/.well-known/oauth-authorization-server").status == 200
+    assert api.call("GET", "/.well-known/jwks.json").status == 200
+    assert api.call("GET", "/device").status == 200
+
+    rotation = lambda_host.load_function("functions/key_rotation")
+    rotation_client = sys.modules[rotation.__module__]._sm  # the function's own, for its whole life
+    recorder.watch("KeyRotationFunction", None, rotation_client)
+    token = str(uuid.uuid4())
+    try:
+        for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+            event = {"SecretId": SECRET_NAME, "ClientRequestToken": token, "Step": step}
+            rotation(event, lambda_host.LambdaContext())
+    finally:
+        rotation_client.meta.events.unregister(
+            "before-parameter-build.secrets-manager", recorder.secretsmanager
+        )
+
+    targets: dict[str, dict[str, Any]] = {
+        "Table": TABLE_REF,
+        "KeysSecret": KEYS_REF,
+        "KeysPublicSecret": PUBLIC_KEYS_REF,
+    }
+    for logical_id in specs:
+        grants = {
+            (a, name) for name, target in targets.items() for a in granted(template, logical_id, target)
+        }
+        assert recorder.used[logical_id] == grants, logical_id
 
 
 # ---------------------------------------------------------------- SAM CLI

@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from authcore import runtime
-from tests.conftest import ORIGIN, TABLE, Api
+from authcore.clock import Manual
+from tests.conftest import GRACE, ORIGIN, TABLE, Api
 from tests.integration.test_device_flow import (
     assert_api_headers,
     assert_oauth_error,
@@ -21,6 +21,7 @@ from tests.integration.test_device_flow import (
 )
 from tests.support import aws
 from tests.support.aws import Seed
+from tests.support.forge import UNKNOWN_RT, forged_refresh_token, grant_of
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -53,10 +54,8 @@ def cookie_attributes(set_cookie: str) -> dict[str, str]:
     return attrs
 
 
-@pytest.fixture
-def no_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ROTATION_GRACE_SECONDS", "0")
-    runtime.reset()
+def past_grace(clock: Manual) -> None:
+    clock.advance(GRACE + 1)
 
 
 # ---------------------------------------------------------------- /auth/refresh
@@ -127,16 +126,17 @@ def test_body_and_cookie_that_differ_are_refused(api: Api, account: Seed) -> Non
 
 def test_missing_unknown_and_expired_refresh_tokens(api: Api, account: Seed) -> None:
     assert_product_error(api.call("POST", "/auth/refresh", body={}), 401, "invalid_grant")
-    assert_product_error(refresh_body(api, "rt_" + "0" * 32 + "_" + "A" * 43), 401, "invalid_grant")
+    assert_product_error(refresh_body(api, UNKNOWN_RT), 401, "invalid_grant")
     token = api.signed_in(account)["refresh_token"]
-    set_item(token.split("_")[1], family_expires_at=int(time.time()) - 1)
+    set_item(grant_of(token), family_expires_at=int(time.time()) - 1)
     assert_product_error(refresh_body(api, token), 401, "invalid_grant")
 
 
-def test_reuse_after_grace_kills_the_whole_family(api: Api, account: Seed, no_grace: None) -> None:
+def test_reuse_after_grace_kills_the_whole_family(api: Api, account: Seed, clock: Manual) -> None:
     first = api.signed_in(account)
     second = refresh_body(api, first["refresh_token"]).json()
     third = refresh_body(api, second["refresh_token"]).json()
+    past_grace(clock)
     assert introspect(api, account, third["access_token"])["active"] is True
     # the first token comes back (stolen, replayed): reuse
     assert_product_error(refresh_body(api, first["refresh_token"]), 401, "invalid_grant")
@@ -161,19 +161,20 @@ def test_grace_covers_only_the_immediately_previous_token(api: Api, account: See
 
 def test_a_garbage_token_naming_a_grant_does_not_kill_it(api: Api, account: Seed) -> None:
     token = api.signed_in(account)["refresh_token"]
-    forged = token.rsplit("_", 1)[0] + "_" + "B" * 43
+    forged = forged_refresh_token(grant_of(token), generation=2)
     assert_product_error(refresh_body(api, forged), 401, "invalid_grant")
     assert refresh_body(api, token).status == 200
 
 
 def test_outdated_client_refresh_is_refused_without_losing_the_session(
-    api: Api, account: Seed, no_grace: None
+    api: Api, account: Seed, clock: Manual
 ) -> None:
     started = api.device_code("old-cli")
     api.approve(started["user_code"], account.user)
     tokens_ = api.exchange(started["device_code"], client_id="old-cli").json()
     refused = refresh_body(api, tokens_["refresh_token"], headers={"x-client-version": "1.0.0"})
     assert_product_error(refused, 426, "upgrade_required")
+    past_grace(clock)
     # after upgrading, the same token still works: the refusal rotated nothing (no reuse alarm)
     ok = refresh_body(api, tokens_["refresh_token"], headers={"x-client-version": "2.1.0"})
     assert ok.status == 200, ok.text
@@ -232,7 +233,7 @@ def test_token_endpoint_refresh_with_narrowing(api: Api, account: Seed) -> None:
     assert full["scope"] == "read write"
 
 
-def test_token_endpoint_refresh_errors(api: Api, account: Seed, no_grace: None) -> None:
+def test_token_endpoint_refresh_errors(api: Api, account: Seed, clock: Manual) -> None:
     def refresh(token: str, **form: str) -> Any:
         return api.call(
             "POST",
@@ -241,7 +242,7 @@ def test_token_endpoint_refresh_errors(api: Api, account: Seed, no_grace: None) 
         )
 
     token = api.signed_in(account)["refresh_token"]
-    assert_oauth_error(refresh("rt_" + "0" * 32 + "_" + "A" * 43), "invalid_grant")
+    assert_oauth_error(refresh(UNKNOWN_RT), "invalid_grant")
     assert_oauth_error(refresh(token, scope="read admin"), "invalid_scope")
     basic = base64.b64encode(f"backend:{account.confidential_secret}".encode()).decode()
     other_client = api.call(
@@ -268,10 +269,11 @@ def test_token_endpoint_refresh_errors(api: Api, account: Seed, no_grace: None) 
         "invalid_request",
     )
     rotated = refresh(token).json()["refresh_token"]
+    past_grace(clock)
     assert_oauth_error(refresh(token), "invalid_grant")  # reuse
     assert_oauth_error(refresh(rotated), "invalid_grant")  # the family is gone
     expired = api.signed_in(account)["refresh_token"]
-    set_item(expired.split("_")[1], family_expires_at=int(time.time()) - 1)
+    set_item(grant_of(expired), family_expires_at=int(time.time()) - 1)
     assert_oauth_error(refresh(expired), "invalid_grant")
     revoked = api.signed_in(account)["refresh_token"]
     api.call("POST", "/oauth/revoke", form={"token": revoked, "client_id": "demo-cli"})
@@ -337,7 +339,7 @@ def test_legacy_get_success_envelope(api: Api, account: Seed) -> None:
         (
             {
                 "grant_type": "refresh_token",
-                "refresh_token": "rt_" + "0" * 32 + "_" + "A" * 43,
+                "refresh_token": UNKNOWN_RT,
                 "client_id": "demo-cli",
             },
             400,
@@ -370,7 +372,7 @@ def test_legacy_unsupported_grant_says_invalid_grant_type(api: Api) -> None:
 
 
 def test_revoke_is_200_for_anything_well_formed(api: Api, account: Seed) -> None:
-    for token in ("rt_" + "0" * 32 + "_" + "A" * 43, "garbage", "eyJhbGciOiJub25lIn0.e30."):
+    for token in (UNKNOWN_RT, "garbage", "eyJhbGciOiJub25lIn0.e30."):
         result = api.call("POST", "/oauth/revoke", form={"token": token, "client_id": "demo-cli"})
         assert result.status == 200, result.text
         assert_api_headers(result.headers)
@@ -439,7 +441,7 @@ def test_introspection(api: Api, account: Seed) -> None:
 
 def test_an_expired_family_is_inactive(api: Api, account: Seed) -> None:
     signed = api.signed_in(account)
-    set_item(signed["refresh_token"].split("_")[1], family_expires_at=int(time.time()) - 1)
+    set_item(grant_of(signed["refresh_token"]), family_expires_at=int(time.time()) - 1)
     assert introspect(api, account, signed["refresh_token"]) == {"active": False}
     assert introspect(api, account, signed["access_token"]) == {"active": False}
 
@@ -448,7 +450,7 @@ def test_the_family_item_lives_as_long_as_its_tokens(api: Api, account: Seed) ->
     signed = api.signed_in(account)
     item = boto3.client("dynamodb", region_name=aws.REGION).get_item(
         TableName=TABLE,
-        Key={"pk": {"S": f"GRANT#{signed['refresh_token'].split('_')[1]}"}, "sk": {"S": "GRANT"}},
+        Key={"pk": {"S": f"GRANT#{grant_of(signed['refresh_token'])}"}, "sk": {"S": "GRANT"}},
     )["Item"]
     family_expires = int(item["family_expires_at"]["N"])
     assert abs(family_expires - (time.time() + 30 * 86400)) < 60

@@ -14,6 +14,7 @@ from authcore import runtime
 from tests.conftest import SECRET, Api
 from tests.integration.contract import assert_error
 from tests.support import aws
+from tests.support.forge import UNKNOWN_RT
 
 DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -37,7 +38,7 @@ def broken_keys(account: aws.Seed) -> aws.Seed:
             {
                 "form": {
                     "grant_type": "refresh_token",
-                    "refresh_token": "rt_" + "0" * 32 + "_" + "A" * 43,
+                    "refresh_token": UNKNOWN_RT,
                     "client_id": "demo-cli",
                 }
             },
@@ -54,5 +55,5 @@ def test_oauth_routes_answer_503_with_retry_after(
 
 
 def test_product_route_answers_502(api: Api, broken_keys: aws.Seed) -> None:
-    result = api.call("POST", "/auth/refresh", body={"refresh_token": "rt_" + "0" * 32 + "_" + "A" * 43})
+    result = api.call("POST", "/auth/refresh", body={"refresh_token": UNKNOWN_RT})
     assert_error(result, method="POST", path="/auth/refresh", status=502, error="bad_gateway")

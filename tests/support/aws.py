@@ -18,6 +18,7 @@ from authcore.tokens import KeySet
 from local import template as tpl
 
 REGION = "us-east-1"
+JWKS_SECRET = "token-service/jwks"  # the public key set (tests/conftest.py's JWKS_SECRET_ID)
 
 
 def create_table(name: str, endpoint_url: str | None = None) -> None:
@@ -29,15 +30,27 @@ def create_table(name: str, endpoint_url: str | None = None) -> None:
     ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
 
 
-def create_keys(secret_id: str, endpoint_url: str | None = None) -> None:
+def create_public_secret(sm: Any, jwks_secret_id: str = JWKS_SECRET) -> None:
+    """The public key set's secret as the template creates it: a placeholder (kept if it exists)."""
+    try:
+        sm.create_secret(Name=jwks_secret_id, SecretString="{}")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceExistsException":
+            raise
+
+
+def create_keys(secret_id: str, endpoint_url: str | None = None, jwks_secret_id: str = JWKS_SECRET) -> None:
+    """The two secrets as the template creates them, initialised as the first rotation does."""
     sm = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint_url)
     sm.create_secret(Name=secret_id, SecretString="{}")
-    keyrotation.rotate_now(sm, secret_id, 3600)
+    create_public_secret(sm, jwks_secret_id)
+    keyrotation.rotate_now(sm, secret_id, 3600, jwks_secret_id)
 
 
 @contextlib.contextmanager
 def mock_secret(secret_id: str = "token-service/keys", initial: str | None = None) -> Iterator[Any]:
-    """A Secrets Manager of its own (moto), holding one secret: a key set, or `initial` as given."""
+    """A Secrets Manager of its own (moto), holding the key set secret (a key set, or `initial` as
+    given) and the public key set's secret (`JWKS_SECRET`: published, or a placeholder with `initial`)."""
     from moto import mock_aws
 
     with mock_aws():
@@ -46,6 +59,7 @@ def mock_secret(secret_id: str = "token-service/keys", initial: str | None = Non
             create_keys(secret_id)
         else:
             sm.create_secret(Name=secret_id, SecretString=initial)
+            create_public_secret(sm)
         yield sm
 
 
@@ -75,7 +89,7 @@ def seed(table: str, secret_id: str, endpoint_url: str | None = None) -> Seed:
     )  # fmt: skip
     conf = admin.create_client(
         store, name="Backend", client_type="confidential", grant_types=["device_code", "refresh_token"],
-        scopes=["read", "write", "admin"], client_id="backend", hmac=hmac,
+        scopes=["read", "write", "admin"], client_id="backend", hmac=hmac, introspection=True,
     )  # fmt: skip
     admin.create_client(
         store, name="Old CLI", client_type="public", grant_types=["device_code", "refresh_token"],
@@ -87,9 +101,10 @@ def seed(table: str, secret_id: str, endpoint_url: str | None = None) -> Seed:
     )  # fmt: skip
     admin.create_organization(store, "Acme Corp", "acme")
     admin.create_organization(store, "Globex", "globex")
-    user = {"sub": "user-1", "email": "ada@example.com", "name": "Ada Lovelace"}
-    multi = {"sub": "user-2", "email": "grace@example.com", "name": "Grace Hopper"}
-    lonely = {"sub": "user-3", "email": "nobody@example.com", "name": "No Org"}
+    # claims as the HTTP API's JWT authorizer passes them on (every value a string)
+    user = {"sub": "user-1", "email": "ada@example.com", "email_verified": "true", "name": "Ada Lovelace"}
+    multi = {"sub": "user-2", "email": "grace@example.com", "email_verified": "true", "name": "Grace Hopper"}
+    lonely = {"sub": "user-3", "email": "nobody@example.com", "email_verified": "true", "name": "No Org"}
     admin.add_member(store, "user-1", "acme", "admin")
     admin.add_member(store, "user-2", "acme", "member")
     admin.add_member(store, "user-2", "globex", "owner")

@@ -195,24 +195,144 @@ def test_same_digest() -> None:
     assert not tokens.same_digest("abc", None)
 
 
-def test_successor_is_deterministic_and_keyed() -> None:
-    token = tokens.new_secret_token(tokens.REFRESH_TOKEN_PREFIX, GRANT)
+DEVICE_CODE = "dc_" + GRANT + "_" + "D" * 43
+
+
+KEY = Hmac(b"k" * 32)
+
+
+def first(key: Hmac = KEY, client: str = "demo-cli") -> tokens.RefreshToken:
+    token = tokens.parse_refresh_token(key.first_refresh_token(DEVICE_CODE, GRANT, client))
+    assert token is not None
+    return token
+
+
+def test_first_refresh_token_names_its_family_and_comes_from_the_device_code() -> None:
     key = Hmac(b"k" * 32)
+    token = first(key)
+    assert (token.grant_id, token.generation, token.client_id) == (GRANT, 1, "demo-cli")
+    assert key.authentic(token)
+    # a re-sent exchange of the same code gets the same token; another code, another token
+    assert key.first_refresh_token(DEVICE_CODE, GRANT, "demo-cli") == token.text
+    assert key.first_refresh_token(DEVICE_CODE[:-1] + "E", GRANT, "demo-cli") != token.text
+    assert Hmac(b"j" * 32).first_refresh_token(DEVICE_CODE, GRANT, "demo-cli") != token.text
+    assert (
+        re.fullmatch(r"rt_[A-Za-z0-9_-]+", token.text) and len(token.text) <= 512
+    )  # fits the request models
+
+
+def test_successor_is_deterministic_keyed_and_one_generation_on() -> None:
+    key = Hmac(b"k" * 32)
+    token = first(key)
     successor = key.successor(token)
     assert successor == Hmac(b"k" * 32).successor(token)  # concurrent rotations agree
     assert successor != Hmac(b"j" * 32).successor(token)  # nobody without the key can compute it
-    assert successor != token
-    assert tokens.grant_id_of(successor, tokens.REFRESH_TOKEN_PREFIX) == GRANT  # same family, same shape
-    assert successor.split("_", 2)[2] not in key.digest(token)  # digest and rotation keys differ
-    assert key.digest(successor) != key.digest(token)
+    parsed = tokens.parse_refresh_token(successor)
+    assert parsed is not None and key.authentic(parsed)
+    assert (parsed.grant_id, parsed.generation, parsed.client_id) == (GRANT, 2, "demo-cli")
+    assert key.digest(successor) != key.digest(token.text)
 
 
 def test_successor_chain_does_not_repeat() -> None:
     key = Hmac(b"k" * 32)
-    chain = [tokens.new_secret_token(tokens.REFRESH_TOKEN_PREFIX, GRANT)]
+    chain = [first(key)]
     for _ in range(200):
-        chain.append(key.successor(chain[-1]))
-    assert len(set(chain)) == len(chain)
+        parsed = tokens.parse_refresh_token(key.successor(chain[-1]))
+        assert parsed is not None
+        chain.append(parsed)
+    assert len({t.text for t in chain}) == len(chain)
+    assert [t.generation for t in chain] == list(range(1, 202))
+
+
+def _raw(token: tokens.RefreshToken) -> bytearray:
+    return bytearray(b64url_decode(token.text.removeprefix("rt_")))
+
+
+def _text(raw: bytes) -> str:
+    return "rt_" + b64url(bytes(raw))
+
+
+@pytest.mark.parametrize("offset", [0, 1, 16, 17, 20, 21, 25, -40, -17, -16, -1])
+def test_every_byte_is_covered_by_the_tag(offset: int) -> None:
+    """Change any one byte (version, grant, generation, client, nonce, tag): never authentic."""
+    key = Hmac(b"k" * 32)
+    raw = _raw(first(key))
+    raw[offset] ^= 0x01
+    parsed = tokens.parse_refresh_token(_text(raw))
+    assert parsed is None or not key.authentic(parsed)
+
+
+def test_a_tag_does_not_move_to_another_generation_or_client() -> None:
+    key = Hmac(b"k" * 32)
+    token = first(key)
+    raw = _raw(token)
+    raw[17:21] = (7).to_bytes(4, "big")  # claim generation 7 with generation 1's tag
+    bumped = tokens.parse_refresh_token(_text(raw))
+    assert bumped is not None and bumped.generation == 7 and not key.authentic(bumped)
+    other = first(key, client="backend")
+    spliced = tokens.parse_refresh_token(_text(_raw(other)[:-16] + _raw(token)[-16:]))
+    assert spliced is not None and not key.authentic(spliced)
+
+
+def test_authentic_compares_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        seen.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(tokens.hmac, "compare_digest", spy)
+    key = Hmac(b"k" * 32)
+    token = first(key)
+    assert key.authentic(token)
+    assert seen and seen[-1][1] == token.tag
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("rt_", id="prefix_only"),
+        pytest.param("dc_" + "A" * 100, id="other_prefix"),
+        pytest.param("rt_" + "A" * 10, id="short"),
+        pytest.param("rt_" + "A" * 1000, id="long"),
+        pytest.param("rt_" + GRANT + "_" + "A" * 43, id="version_1_shape"),
+        pytest.param("rt_AAAA+AAA", id="not_base64url"),
+        pytest.param("rt_AAAA=", id="padding"),
+        pytest.param("rt_\u00e9AAA", id="unicode"),
+    ],
+)
+def test_parse_refuses_what_is_not_a_refresh_token(text: str) -> None:
+    assert tokens.parse_refresh_token(text) is None
+
+
+def test_parse_refuses_bad_fields() -> None:
+    raw = _raw(first())
+    for offset, value in ((0, 1), (0, 3)):  # unknown versions
+        changed = bytearray(raw)
+        changed[offset] = value
+        assert tokens.parse_refresh_token(_text(changed)) is None
+    zero = bytearray(raw)
+    zero[17:21] = bytes(4)  # generation 0 does not exist
+    assert tokens.parse_refresh_token(_text(zero)) is None
+    long_client = bytearray(raw)
+    long_client[21] = 200  # says the client id is longer than the token holds
+    assert tokens.parse_refresh_token(_text(long_client)) is None
+    control = bytearray(raw)
+    control[22] = 0x07  # a control character in the client id
+    assert tokens.parse_refresh_token(_text(control)) is None
+    assert tokens.parse_refresh_token(_text(raw) + "A") is None  # a trailing character: not one spelling
+
+
+def test_minting_refuses_what_cannot_be_encoded() -> None:
+    key = Hmac(b"k" * 32)
+    with pytest.raises(ValueError):
+        key.first_refresh_token(DEVICE_CODE, GRANT, "c" * 256)
+    token = first(key)
+    last = tokens.RefreshToken(token.text, GRANT, tokens.MAX_GENERATION, "demo-cli", b"", b"")
+    with pytest.raises(ValueError):
+        key.successor(last)
 
 
 # ---------------------------------------------------------------- the signing key set

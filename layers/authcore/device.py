@@ -1,0 +1,250 @@
+"""The device authorization grant (RFC 8628): the request, the person's decision, the exchange.
+
+Order of work on every path that writes: everything that can fail for reasons of its own (the key set
+from Secrets Manager, client checks, new secrets) comes first, then the one conditional write, then only
+pure computation (signing). So a fault never consumes a code without giving tokens, and a refused
+request writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from authcore import errors, tokens
+from authcore.clients import DEVICE_GRANT, REFRESH_GRANT, Caller, admit, resolve_scope
+from authcore.envelopes import ClientOut, DeviceAuthorizationResponse, OrganizationChoice, VerifyInfoResponse
+from authcore.issuance import Context, Issued, iso, issue
+from authcore.observability import audit
+from authcore.store import ClientRecord, Grant, Membership, Rejected, UserCodeTaken
+
+SLOW_DOWN_STEP = 5  # RFC 8628 §3.5
+POLL_JITTER = 1
+
+
+# ---------------------------------------------------------------- device authorization
+
+
+def start(ctx: Context, caller: Caller, scope: str | None) -> DeviceAuthorizationResponse:
+    client = admit(ctx.clients, ctx.store, ctx.hmac, caller, grant_type=DEVICE_GRANT)
+    granted = resolve_scope(client, scope)
+    hmac = ctx.hmac()
+    s = ctx.settings
+    for _ in range(5):  # a user-code collision is ~1 in 10^10 per live request: retry a few times
+        grant_id = tokens.new_grant_id()
+        device_code = tokens.new_secret_token(tokens.DEVICE_CODE_PREFIX, grant_id)
+        user_code = tokens.new_user_code()
+        grant = Grant(
+            grant_id=grant_id,
+            client_id=client.client_id,
+            scope=granted,
+            scope_list=granted.split(),
+            status="pending",
+            device_code_digest=hmac.digest(device_code),
+            user_code=user_code,
+            created_at=ctx.now,
+            expires_at=ctx.now + s.device_code_ttl_seconds,
+            interval=s.poll_interval_seconds,
+            ttl=ctx.now + s.device_code_ttl_seconds,
+        )
+        try:
+            ctx.store.create_device_grant(grant, ctx.now)
+        except UserCodeTaken:
+            continue
+        audit("device_authorized", grant_id=grant_id, client_id=client.client_id)
+        shown = tokens.display_user_code(user_code)
+        return DeviceAuthorizationResponse(
+            device_code=device_code,
+            user_code=shown,
+            verification_uri=ctx.verification_uri,
+            verification_uri_complete=f"{ctx.verification_uri}?user_code={shown}",
+            expires_in=s.device_code_ttl_seconds,
+            interval=s.poll_interval_seconds,
+        )
+    raise errors.DependencyFailed("Could not allocate a user code; try again.")
+
+
+# ---------------------------------------------------------------- the person's decision
+
+
+def _verified(value: object) -> bool:
+    """`email_verified` as an OIDC issuer sends it (a boolean) or as the HTTP API's JWT authorizer passes
+    it on (the string "true")."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    id: str
+    email: str  # "" unless the issuer says the address was verified
+    name: str
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any] | None) -> SignedInUser:
+        if not claims or not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise errors.Unauthorized()
+        if claims.get("token_use") == "access":  # Cognito: an access token names no person (no email, name)
+            raise errors.Unauthorized("Sign in with an ID token, not an access token.")
+        email = str(claims.get("email") or "") if _verified(claims.get("email_verified")) else ""
+        name = str(claims.get("name") or claims.get("cognito:username") or email)
+        return cls(id=claims["sub"], email=email, name=name)
+
+
+def _standing(ctx: Context, user: SignedInUser) -> list[Membership]:
+    """Seeing, approving and denying a request all need the same standing: a membership."""
+    memberships = ctx.store.memberships(user.id)
+    if not memberships:
+        raise errors.AccessDenied("You do not belong to any organization, so you cannot decide sign-ins.")
+    return memberships
+
+
+def _pending_grant(ctx: Context, user: SignedInUser, user_code: str) -> Grant:
+    """The live device request for a user code. Every look-up takes one of the user's attempts in one
+    conditional increment (so concurrent guesses cannot outrun the limit); a right code gives it back."""
+    s = ctx.settings
+    window = ctx.now - ctx.now % s.verify_attempts_window_seconds
+    end = window + s.verify_attempts_window_seconds
+    if not ctx.store.reserve_verify_attempt(user.id, window, s.verify_attempts_limit, ttl=end):
+        raise errors.RateLimited("Too many wrong codes; try again later.", retry_after=end - ctx.now)
+    code = tokens.normalize_user_code(user_code)
+    grant_id = ctx.store.grant_id_for_user_code(code, ctx.now) if code else None
+    grant = ctx.store.get_grant(grant_id) if grant_id else None
+    if grant is None or grant.expires_at <= ctx.now:
+        raise errors.NotFound("No pending device request has that code; check it and try again.")
+    ctx.store.release_verify_attempt(user.id, window)
+    return grant
+
+
+def describe(ctx: Context, user: SignedInUser, user_code: str) -> VerifyInfoResponse:
+    orgs = _standing(ctx, user)
+    grant = _pending_grant(ctx, user, user_code)
+    client = ctx.clients.get(ctx.store, grant.client_id)
+    return VerifyInfoResponse(
+        user_code=tokens.display_user_code(grant.user_code),
+        client=ClientOut(id=grant.client_id, name=client.name if client else grant.client_id),
+        scope=grant.scope,
+        expires_at=iso(grant.expires_at),
+        status=grant.status,
+        organizations=[OrganizationChoice(id=m.org_id, name=m.org_name, role=m.role) for m in orgs],
+    )
+
+
+def decide(
+    ctx: Context, user: SignedInUser, user_code: str, decision: str, organization_id: str | None
+) -> str:
+    memberships = _standing(ctx, user)
+    grant = _pending_grant(ctx, user, user_code)
+    if grant.status != "pending":
+        raise errors.AlreadyExists()
+    approve = decision == "approve"
+    org = None
+    if approve:
+        if organization_id is not None:
+            org = next((m for m in memberships if m.org_id == organization_id), None)
+            if org is None:
+                raise errors.AccessDenied("You are not a member of that organization.")
+        elif len(memberships) == 1:
+            org = memberships[0]
+        else:
+            raise errors.ValidationFailed(
+                "You belong to several organizations: say which one.",
+                details=[{"loc": ["body", "organization_id"], "msg": "Field required", "type": "missing"}],
+            )
+    snapshot = {"id": user.id, "email": user.email, "name": user.name}
+    try:
+        ctx.store.decide(grant.grant_id, ctx.now, approve=approve, user=snapshot, org=org)
+    except Rejected as rejected:
+        old = rejected.old
+        if old is None or old.expires_at <= ctx.now:
+            raise errors.NotFound(
+                "No pending device request has that code; check it and try again."
+            ) from None
+        raise errors.AlreadyExists() from None
+    audit(
+        "device_approved" if approve else "device_denied",
+        grant_id=grant.grant_id,
+        client_id=grant.client_id,
+        user_id=user.id,
+        org_id=org.org_id if org else None,
+    )
+    return "approved" if approve else "denied"
+
+
+# ---------------------------------------------------------------- the exchange
+
+
+def exchange(ctx: Context, caller: Caller, device_code: str) -> Issued:
+    """approved -> issued in one conditional write. A re-sent exchange of the same code (a retry whose
+    answer was lost, at botocore's level or the device's) within the rotation grace, before the family
+    first rotates, gets the same refresh token again: one code, one family, never two."""
+    client = admit(ctx.clients, ctx.store, ctx.hmac, caller, grant_type=DEVICE_GRANT)
+    grant_id = tokens.grant_id_of(device_code, tokens.DEVICE_CODE_PREFIX)
+    if grant_id is None:
+        raise errors.InvalidGrant("The device code is not recognised.")
+    keys = ctx.keys()
+    digest = keys.hmac.digest(device_code)
+    refresh_token = (
+        keys.hmac.first_refresh_token(device_code, grant_id, client.client_id)
+        if REFRESH_GRANT in client.grant_types  # RFC 6749 §5.1: a refresh token is optional
+        else None
+    )
+    refresh_digest = keys.hmac.digest(refresh_token) if refresh_token else None
+    lifetime = (
+        ctx.settings.refresh_token_ttl_seconds if refresh_token else ctx.settings.access_token_ttl_seconds
+    )
+    family_expires_at = ctx.now + lifetime
+    try:
+        grant = ctx.store.redeem_device_code(
+            grant_id,
+            device_code_digest=digest,
+            client_id=client.client_id,
+            now=ctx.now,
+            refresh_digest=refresh_digest,
+            family_expires_at=family_expires_at,
+            ttl=family_expires_at + ctx.settings.access_token_ttl_seconds,
+        )
+    except Rejected as rejected:
+        grant = _redeemed_again(ctx, rejected.old, digest, refresh_digest, client)
+        return issue(ctx, keys, grant, refresh_token)
+    audit("issued", grant_id=grant_id, client_id=client.client_id, user_id=grant.user_id, org_id=grant.org_id)
+    return issue(ctx, keys, grant, refresh_token)
+
+
+def _redeemed_again(
+    ctx: Context, old: Grant | None, digest: str, refresh_digest: str | None, client: ClientRecord
+) -> Grant:
+    """The redemption's condition failed. The same code redeemed moments ago, with its family untouched
+    since, is this request's own success seen again: answer it. Anything else says why there are no
+    tokens (pending polls are recorded, or slowed down, here)."""
+    if old is None or not tokens.same_digest(old.device_code_digest, digest):
+        raise errors.InvalidGrant("The device code is not recognised.")
+    if old.client_id != client.client_id:
+        raise errors.InvalidGrant("The device code was issued to another client.")
+    if old.status == "issued":
+        resent = (
+            old.revoked_at is None
+            and ctx.now < (old.issued_at or 0) + ctx.settings.rotation_grace_seconds
+            and (
+                old.rt_digest is None
+                if refresh_digest is None
+                else old.rt_generation == 1 and tokens.same_digest(old.rt_digest, refresh_digest)
+            )
+        )
+        if resent:
+            return old
+        raise errors.InvalidGrant("The device code has already been used.")
+    if old.expires_at <= ctx.now:
+        raise errors.ExpiredToken()
+    if old.status == "denied":
+        raise errors.AccessDenied("The user denied the request.")
+    if old.status != "pending":
+        raise errors.InvalidGrant("The device code cannot be used now; try again.")
+    too_fast = old.last_poll_at is not None and ctx.now < old.last_poll_at + old.interval - POLL_JITTER
+    if not too_fast and ctx.store.record_poll(old.grant_id, ctx.now, old.last_poll_at):
+        raise errors.AuthorizationPending(interval=old.interval)
+    interval = ctx.store.slow_down(old.grant_id, old.interval, old.interval + SLOW_DOWN_STEP)
+    raise errors.SlowDown(
+        f"Polling too fast; wait {interval} seconds between requests.",
+        interval=interval,
+        retry_after=interval,
+    )

@@ -1,0 +1,122 @@
+"""What every grant ends in: the request's context, and issued tokens in their three answer shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from authcore import tokens
+from authcore.clients import ClientRegistry
+from authcore.envelopes import (
+    LegacySuccess,
+    LegacyTokenData,
+    OAuthTokenResponse,
+    OrganizationOut,
+    ProductTokenResponse,
+    UserOut,
+)
+from authcore.settings import Settings
+from authcore.store import Grant, Store
+
+
+@dataclass
+class Context:
+    """What one request works with. ``keys`` is called only where a key is needed."""
+
+    store: Store
+    settings: Settings
+    clients: ClientRegistry
+    keys: Callable[[], tokens.KeySet]
+    issuer: str
+    now: int
+
+    @property
+    def audience(self) -> str:
+        return self.settings.access_token_audience or self.issuer
+
+    @property
+    def verification_uri(self) -> str:
+        return self.settings.verification_uri or f"{self.issuer}/device"
+
+    def hmac(self) -> tokens.Hmac:
+        return self.keys().hmac
+
+
+@dataclass
+class Issued:
+    access_token: str
+    expires_in: int
+    refresh_token: str | None  # None: the client has no refresh grant
+    scope: str
+    grant: Grant
+    issued_at: int
+
+    @property
+    def refresh_max_age(self) -> int:
+        return max(0, (self.grant.family_expires_at or self.issued_at) - self.issued_at)
+
+    @property
+    def user(self) -> UserOut:
+        g = self.grant
+        return UserOut(id=g.user_id or "", email=g.user_email or "", name=g.user_name or "")
+
+    @property
+    def organization(self) -> OrganizationOut:
+        g = self.grant
+        return OrganizationOut(id=g.org_id or "", name=g.org_name or "", role=g.org_role or "")
+
+    def oauth(self) -> OAuthTokenResponse:
+        """RFC 6749 §5.1."""
+        return OAuthTokenResponse(
+            access_token=self.access_token,
+            expires_in=self.expires_in,
+            refresh_token=self.refresh_token,
+            scope=self.scope,
+        )
+
+    def product(self, *, with_refresh_token: bool = True) -> ProductTokenResponse:
+        """The product API's answer; without the refresh token when it travels only in the cookie."""
+        return ProductTokenResponse(
+            **self.oauth().model_dump(exclude={"refresh_token"}),
+            refresh_token=self.refresh_token if with_refresh_token else None,
+            user=self.user,
+            organization=self.organization,
+        )
+
+    def legacy(self) -> LegacySuccess:
+        """The deprecated GET /oauth/token envelope."""
+        return LegacySuccess(
+            data=LegacyTokenData(
+                access_token=self.access_token,
+                refresh_token=self.refresh_token,
+                ttl=str(self.expires_in),
+                issued_at=iso(self.issued_at),
+                expires_at=iso(self.issued_at + self.expires_in),
+            )
+        )
+
+
+def iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def issue(
+    ctx: Context, keys: tokens.KeySet, grant: Grant, refresh_token: str | None, scope: str | None = None
+) -> Issued:
+    """Sign the access token of a grant whose write is done: pure computation, nothing can be lost."""
+    ttl = ctx.settings.access_token_ttl_seconds
+    granted = scope or grant.scope
+    access = tokens.sign_access_token(
+        keys,
+        issuer=ctx.issuer,
+        audience=ctx.audience,
+        subject=grant.user_id or "",
+        client_id=grant.client_id,
+        scope=granted,
+        org_id=grant.org_id or "",
+        grant_id=grant.grant_id,
+        now=ctx.now,
+        ttl=ttl,
+    )
+    return Issued(access, ttl, refresh_token, granted, grant, ctx.now)

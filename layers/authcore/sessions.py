@@ -1,0 +1,231 @@
+"""The session lifecycle: refresh with rotation and reuse detection, revocation (RFC 7009), introspection
+(RFC 7662).
+
+A refresh token names its grant, its generation and its client, under a tag only our key can make
+(tokens.RefreshToken). So every check of a presented token costs a fixed handful of HMACs: a forgery is
+refused by its tag before any call to DynamoDB, and reuse is exact without history: an authentic token
+of an earlier generation than the family's current one was really issued, and was rotated out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authcore import errors, tokens
+from authcore.clients import REFRESH_GRANT, Caller, admit, admit_token_owner
+from authcore.envelopes import IntrospectionResponse
+from authcore.issuance import Context, Issued, issue
+from authcore.observability import audit, refused
+from authcore.store import ClientRecord, Grant, Rejected
+
+
+def _authentic(ctx: Context, text: str) -> tokens.RefreshToken:
+    """The presented refresh token, if it is well formed and was minted with our key (one HMAC)."""
+    token = tokens.parse_refresh_token(text)
+    if token is None:
+        refused("malformed", kind="refresh_token")
+        raise errors.InvalidGrant("The refresh token is not recognised.")
+    if not ctx.hmac().authentic(token):
+        refused("forged", kind="refresh_token", grant_id=token.grant_id)
+        raise errors.InvalidGrant("The refresh token is not recognised.")
+    return token
+
+
+def refresh(ctx: Context, presented: str, caller: Caller, scope: str | None = None) -> Issued:
+    """Rotate: the presented token's successor becomes current, in one conditional write whose condition
+    holds every reason to refuse. A route that names its client (the token endpoint) authenticates it
+    first (RFC 6749: a bad client is `invalid_client` whatever the token); a route that names none (the
+    product API) is held to the token's own client's rules."""
+    client = (
+        None
+        if caller.anonymous
+        else admit(ctx.clients, ctx.store, ctx.hmac, caller, grant_type=REFRESH_GRANT)
+    )
+    token = _authentic(ctx, presented)
+    if client is None:
+        client = admit_token_owner(ctx.clients, ctx.store, ctx.hmac, caller, token.client_id)
+    elif token.client_id != client.client_id:
+        refused("other_client", kind="refresh_token", grant_id=token.grant_id, client_id=client.client_id)
+        raise errors.InvalidGrant("The refresh token was issued to another client.")
+    asked = _asked_scopes(scope)
+    keys = ctx.keys()
+    digest = keys.hmac.digest(presented)
+    successor = keys.hmac.successor(token)
+    successor_digest = keys.hmac.digest(successor)
+    try:
+        grant = ctx.store.rotate_refresh(
+            token.grant_id,
+            presented_digest=digest,
+            generation=token.generation,
+            successor_digest=successor_digest,
+            client_id=client.client_id,
+            scopes=asked or [],
+            now=ctx.now,
+        )
+    except Rejected as rejected:
+        grant = _not_rotated(ctx, rejected.old, token, digest, successor_digest, asked)
+    else:
+        audit("rotated", grant_id=grant.grant_id, client_id=grant.client_id, generation=grant.rt_generation)
+    return issue(ctx, keys, grant, successor, " ".join(asked) if asked else None)
+
+
+def _asked_scopes(requested: str | None) -> list[str] | None:
+    """RFC 6749 §6: a refresh may ask for less than was granted, never more (checked in the write)."""
+    if requested is None or not requested.strip():
+        return None
+    return list(dict.fromkeys(requested.split()))
+
+
+def _narrowing_refused(grant: Grant, asked: list[str] | None) -> bool:
+    granted = grant.scope_list if grant.scope_list is not None else grant.scope.split()
+    return asked is not None and any(s not in granted for s in asked)
+
+
+def _not_rotated(
+    ctx: Context,
+    old: Grant | None,
+    token: tokens.RefreshToken,
+    digest: str,
+    successor_digest: str,
+    asked: list[str] | None,
+) -> Grant:
+    """The rotation's condition failed and nothing was written; the item as it was says why. The token
+    may have just been rotated by a concurrent (or retried) request and be inside the grace: answer
+    with the same successor. An authentic token of an earlier generation is reuse: the family ends."""
+    if old is None or old.status != "issued" or old.rt_digest is None or old.client_id != token.client_id:
+        refused("unknown", kind="refresh_token", grant_id=token.grant_id)
+        raise errors.InvalidGrant("The refresh token is not recognised.")
+    if old.revoked_at is not None:
+        refused("revoked", kind="refresh_token", grant_id=old.grant_id, client_id=old.client_id)
+        raise errors.InvalidGrant("The refresh token has been revoked.")
+    if (old.family_expires_at or 0) <= ctx.now:
+        refused("expired", kind="refresh_token", grant_id=old.grant_id, client_id=old.client_id)
+        raise errors.InvalidGrant("The refresh token has expired; sign in again.")
+    current = token.generation == old.rt_generation and tokens.same_digest(old.rt_digest, digest)
+    previous = token.generation + 1 == old.rt_generation and tokens.same_digest(old.rt_prev_digest, digest)
+    if (current or previous) and _narrowing_refused(old, asked):
+        raise errors.InvalidScope("The requested scope exceeds what was granted.")
+    in_grace = ctx.now < (old.rt_rotated_at or 0) + ctx.settings.rotation_grace_seconds
+    if previous and in_grace and tokens.same_digest(old.rt_digest, successor_digest):
+        return old
+    if token.generation < old.rt_generation:
+        _end_family(ctx, old, "reuse")
+        audit("reuse_detected", grant_id=old.grant_id, client_id=old.client_id, user_id=old.user_id)
+        raise errors.InvalidGrant("The refresh token was already used; the session has been revoked.")
+    refused("unknown", kind="refresh_token", grant_id=old.grant_id, client_id=old.client_id)
+    raise errors.InvalidGrant("The refresh token is not recognised.")
+
+
+def _end_family(ctx: Context, grant: Grant, reason: str) -> None:
+    try:
+        ctx.store.revoke_family(grant.grant_id, ctx.now, reason)
+    except Rejected:
+        return  # already revoked (or gone): nothing left to end
+    audit("family_revoked", grant_id=grant.grant_id, client_id=grant.client_id, user_id=grant.user_id)
+
+
+# ---------------------------------------------------------------- revocation and introspection
+
+
+def revoke(ctx: Context, presented: str, caller: Caller | None) -> None:
+    """RFC 7009: end the family of a refresh token (or of an access token's grant). Unknown tokens, and
+    tokens of other clients, are silently ignored. ``caller`` None: the token speaks for itself (logout)."""
+    client = None if caller is None else admit(ctx.clients, ctx.store, ctx.hmac, caller)
+    if not presented.startswith(tokens.REFRESH_TOKEN_PREFIX + "_"):
+        claims = _access_claims(ctx, presented)
+        if claims is None or (client is not None and claims.get("client_id") != client.client_id):
+            return
+        grant = ctx.store.get_grant(str(claims["sid"]))
+        if grant is not None and grant.revoked_at is None:
+            _end_family(ctx, grant, "revoked")
+        return
+    try:
+        token = _authentic(ctx, presented)
+    except errors.InvalidGrant:
+        return
+    if client is not None and token.client_id != client.client_id:
+        refused("other_client", kind="refresh_token", grant_id=token.grant_id, client_id=client.client_id)
+        return
+    try:  # the token is authentic: it ends its family if the family ever reached its generation
+        revoked = ctx.store.revoke_family(
+            token.grant_id, ctx.now, "revoked", up_to_generation=token.generation, client_id=token.client_id
+        )
+    except Rejected:
+        return
+    audit("family_revoked", grant_id=revoked.grant_id, client_id=revoked.client_id, user_id=revoked.user_id)
+
+
+def _access_claims(ctx: Context, token: str) -> dict[str, Any] | None:
+    try:
+        return tokens.verify_access_token(
+            token, ctx.keys().public_keys, issuer=ctx.issuer, audience=ctx.audience, now=ctx.now
+        )
+    except tokens.InvalidAccessToken:
+        return None
+
+
+def _alive(ctx: Context, grant: Grant | None) -> bool:
+    return (
+        grant is not None
+        and grant.status == "issued"
+        and grant.revoked_at is None
+        and (grant.family_expires_at or 0) > ctx.now
+    )
+
+
+def _may_introspect(client: ClientRecord, owner_id: object) -> bool:
+    """RFC 7662 §4: a client sees its own tokens; only a client registered for introspection (a resource
+    server) sees other clients' tokens."""
+    return client.introspection or owner_id == client.client_id
+
+
+def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionResponse:
+    """RFC 7662. Inactive for anything expired, revoked, rotated out, from a revoked family, or not this
+    client's to see."""
+    client = admit(ctx.clients, ctx.store, ctx.hmac, caller, require_confidential=True)
+    if presented.startswith(tokens.REFRESH_TOKEN_PREFIX + "_"):
+        try:
+            token = _authentic(ctx, presented)
+        except errors.InvalidGrant:
+            return IntrospectionResponse(active=False)
+        if not _may_introspect(client, token.client_id):
+            return IntrospectionResponse(active=False)
+        grant = ctx.store.get_grant(token.grant_id)
+        if grant is None or not _alive(ctx, grant):
+            return IntrospectionResponse(active=False)
+        if grant.rt_generation != token.generation or not tokens.same_digest(
+            grant.rt_digest, ctx.hmac().digest(presented)
+        ):
+            return IntrospectionResponse(active=False)
+        return IntrospectionResponse(
+            active=True,
+            scope=grant.scope,
+            client_id=grant.client_id,
+            username=grant.user_email or None,
+            token_type="refresh_token",
+            exp=grant.family_expires_at,
+            iat=grant.rt_rotated_at,
+            sub=grant.user_id,
+            iss=ctx.issuer,
+            sid=grant.grant_id,
+            org_id=grant.org_id,
+        )
+    claims = _access_claims(ctx, presented)
+    if claims is None or not _may_introspect(client, claims.get("client_id")):
+        return IntrospectionResponse(active=False)
+    if not _alive(ctx, ctx.store.get_grant(str(claims["sid"]))):
+        return IntrospectionResponse(active=False)
+    return IntrospectionResponse(
+        active=True,
+        scope=claims.get("scope"),
+        client_id=claims.get("client_id"),
+        token_type="Bearer",
+        exp=claims.get("exp"),
+        iat=claims.get("iat"),
+        sub=claims.get("sub"),
+        aud=claims.get("aud"),
+        iss=claims.get("iss"),
+        jti=claims.get("jti"),
+        sid=claims.get("sid"),
+        org_id=claims.get("org_id"),
+    )
