@@ -176,6 +176,42 @@ def inject(kind: str, service: str, operation: str) -> Iterator[None]:
         client.meta.events.unregister(event, hook)
 
 
+class LostAnswers:
+    """A write DynamoDB applied whose answer never came back, then retried with the same parameters, as
+    botocore retries a call that timed out. The first ``times`` calls of ``operation`` are each applied
+    once more, out of band, just before the call itself goes: the call is then the retry."""
+
+    def __init__(self, operation: str, times: int) -> None:
+        self.operation = operation
+        self.left = times
+        self.lost = 0
+
+    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name != self.operation or self.left <= 0:
+            return
+        self.left -= 1
+        client = runtime.store().client
+        side = boto3.client("dynamodb", region_name=REGION, endpoint_url=client.meta.endpoint_url)
+        with contextlib.suppress(ClientError):
+            method = next(m for m, op in client.meta.method_to_api_mapping.items() if op == self.operation)
+            getattr(side, method)(**params)
+        self.lost += 1
+
+
+@contextlib.contextmanager
+def lose_answers(operation: str, times: int = 1) -> Iterator[LostAnswers]:
+    """The next ``times`` calls of ``operation`` by the runtime's DynamoDB client: applied, answer lost,
+    retried (see LostAnswers)."""
+    hook = LostAnswers(operation, times)
+    events = runtime.store().client.meta.events
+    event = f"before-parameter-build.dynamodb.{operation}"
+    events.register_first(event, hook)
+    try:
+        yield hook
+    finally:
+        events.unregister(event, hook)
+
+
 def raw_item(table: str, pk: str, sk: str) -> dict[str, Any] | None:
     item = (
         boto3.client("dynamodb", region_name=REGION)
