@@ -89,7 +89,7 @@ def clock() -> Iterator[service_clock.Manual]:
     service_clock.use(None)
 
 
-GRACE = 10  # the default rotation grace (ROTATION_GRACE_SECONDS), and its minimum
+GRACE = 30  # the default rotation grace (ROTATION_GRACE_SECONDS)
 
 
 class Api:

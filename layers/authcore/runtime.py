@@ -23,7 +23,10 @@ from authcore.store import Store
 from authcore.tokens import KeySet
 
 BOTO_CONFIG = Config(
-    connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "total_max_attempts": 3},
+    tcp_keepalive=True,
 )
 
 _lock = threading.Lock()

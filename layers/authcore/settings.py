@@ -7,12 +7,16 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-# A rotation (or a device-code redemption) whose answer is lost is retried by botocore and must then
-# recognise itself as its own first success, within the grace. With runtime.BOTO_CONFIG (3 attempts,
-# 3 s read timeout, standard back-off of at most 1 s then 2 s) the last retry is sent at most 9 s after
-# the first attempt; a shorter grace would make a retried request look like reuse and end the session.
-# tests/unit/test_settings.py checks this bound against BOTO_CONFIG itself.
-MIN_ROTATION_GRACE_SECONDS = 10
+# A rotation (or a device-code redemption) whose answer was lost must recognise itself when it comes
+# again, within the grace, or the retry looks like reuse and ends the session:
+# - botocore retries inside the same invocation, with the request's own `now`: any grace > 0 covers it;
+# - botocore's retries end within the function's Timeout (runtime.BOTO_CONFIG: 3 attempts of at most 2 s,
+#   plus 1 s and 2 s of back-off: 9 s; Timeout: 10 s), so the function answers; when that answer is lost
+#   anyway, the client sends the request again, up to the function's timeout after the write: the grace
+#   must be longer than that.
+# tests/integration/test_hardening.py checks these bounds against BOTO_CONFIG and template.yaml.
+MIN_ROTATION_GRACE_SECONDS = 15
+DEFAULT_ROTATION_GRACE_SECONDS = 30
 
 
 class Settings(BaseModel):
@@ -25,7 +29,9 @@ class Settings(BaseModel):
     poll_interval_seconds: int = Field(default=5, ge=1, le=60)
     access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=3600)
-    rotation_grace_seconds: int = Field(default=10, ge=MIN_ROTATION_GRACE_SECONDS, le=300)
+    rotation_grace_seconds: int = Field(
+        default=DEFAULT_ROTATION_GRACE_SECONDS, ge=MIN_ROTATION_GRACE_SECONDS, le=300
+    )
     allowed_origins: tuple[str, ...] = ()
     client_cache_seconds: int = Field(default=60, ge=0)
     secret_cache_seconds: int = Field(default=300, ge=0)

@@ -150,9 +150,15 @@ class Hmac:
     """Keys derived from the one server HMAC key, one per purpose."""
 
     master: bytes
+    _keys: dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _key(self, purpose: str) -> bytes:
-        return hmac.new(self.master, purpose.encode(), hashlib.sha256).digest()
+        """The purpose's key, derived once per key set (HMAC(master, purpose))."""
+        key = self._keys.get(purpose)
+        if key is None:
+            key = hmac.new(self.master, purpose.encode(), hashlib.sha256).digest()
+            self._keys[purpose] = key
+        return key
 
     def digest(self, secret: str) -> str:
         """What is stored in place of a secret (device code, refresh token, client secret)."""
