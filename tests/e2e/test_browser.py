@@ -398,7 +398,7 @@ def test_prefilled_code_waits_for_an_explicit_decision(
 def test_a_wrong_code_says_so_and_keeps_the_person_on_the_code(
     stack: StackInfo, open_page: OpenPage, new_user: NewUser, shots: Shots
 ) -> None:
-    person = new_user(organization_id=None)  # wrong codes are counted per person: a fresh one
+    person = new_user()  # wrong codes are counted per person: a fresh one (a member: strangers get 403)
     page, _ = open_page(f"{stack.api_url}/device")
     sign_in_on_page(page, person)
     enter_code(page, "BCDF-GHJK")
@@ -424,7 +424,7 @@ def test_a_wrong_password_is_a_sign_in_failure(stack: StackInfo, open_page: Open
 def test_too_many_wrong_codes_asks_the_person_to_wait(
     stack: StackInfo, open_page: OpenPage, new_user: NewUser, shots: Shots
 ) -> None:
-    person = new_user(organization_id=None)  # wrong codes are counted per person: a fresh one
+    person = new_user()  # wrong codes are counted per person: a fresh one (a member: strangers get 403)
     page, _ = open_page(f"{stack.api_url}/device")
     sign_in_on_page(page, person)
     for _ in range(30):
