@@ -26,6 +26,7 @@ class Spoken:
 # kind -> how each dialect says it. The only place that knows statuses.
 TABLE: dict[str, Spoken] = {
     "invalid_request": Spoken("invalid_request", 400, "invalid_request", 400, "Invalid request"),
+    "missing_parameters": Spoken("invalid_request", 400, "invalid_request", 400, "Missing required params"),
     "validation_error": Spoken("invalid_request", 400, "validation_error", 422, "Invalid request"),
     "invalid_client": Spoken("invalid_client", 401, "invalid_client", 401, "Invalid client"),
     "invalid_grant": Spoken("invalid_grant", 400, "invalid_grant", 401, "Invalid grant"),
@@ -70,9 +71,11 @@ class Problem(Exception):
         retry_after: int | None = None,
         interval: int | None = None,
         basic_auth: bool = False,
+        notes: list[str] | None = None,
     ) -> None:
         self.message = message or self.default_message
         self.details = details or []
+        self.notes = notes or []  # the legacy envelope's errorDetails, when not just the message
         self.retry_after = retry_after
         self.interval = interval
         self.basic_auth = basic_auth
@@ -92,6 +95,15 @@ def _problem(kind: str, message: str) -> type[Problem]:
 
 
 InvalidRequest = _problem("invalid_request", "The request is malformed.")
+_MissingParameters = _problem("missing_parameters", "Required parameters are missing.")
+
+
+def missing_parameters(names: list[str]) -> Problem:
+    """Every missing parameter at once (the legacy envelope lists them in errorDetails)."""
+    unique = list(dict.fromkeys(names))
+    return _MissingParameters(f"Missing required parameters: {', '.join(unique)}.", notes=unique)
+
+
 ValidationFailed = _problem("validation_error", "Request body failed validation.")
 InvalidClient = _problem("invalid_client", "Client authentication failed.")
 InvalidGrant = _problem("invalid_grant", "The grant is invalid, expired, revoked or already used.")

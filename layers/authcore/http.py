@@ -102,7 +102,9 @@ def render_problem(problem: errors.Problem, dialect: Dialect, request_id: str) -
     if dialect == "legacy":
         status = spoken.oauth_status if spoken.oauth_status < 500 else 500
         body = LegacyError(
-            errorMessage=spoken.title, errorDetails=[problem.message], errorCode=spoken.oauth_error
+            errorMessage=spoken.title,
+            errorDetails=problem.notes or [problem.message],
+            errorCode=spoken.oauth_error,
         )
         return json_response(body, status=status, headers={**headers, **LEGACY_HEADERS})
     body = OAuthError(error=spoken.oauth_error, error_description=problem.message, interval=problem.interval)
@@ -294,6 +296,15 @@ def oauth_params[M: BaseModel](app: APIGatewayHttpResolver, model: type[M]) -> M
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        absent = [str(e["loc"][0]) for e in exc.errors() if e.get("type") == "missing" and e.get("loc")]
+        if absent and len(absent) == len(exc.errors()):  # list every one (the legacy errorDetails does)
+            if (
+                "client_id" in model.model_fields
+                and not data.get("client_id")
+                and basic_credentials(app) is None
+            ):
+                absent.append("client_id")
+            raise errors.missing_parameters(absent) from None
         raise validation_problem(exc.errors(), "oauth") from None
 
 
