@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from authcore import clock as service_clock
-from authcore import runtime
+from authcore import routes, runtime
 from local import lambda_host
 from local.lambda_host import HttpResult
 from tests.support import aws
@@ -25,21 +25,8 @@ SECRET = "token-service/keys"
 ISSUER = "https://auth.example.test"
 ORIGIN = "https://app.example.test"
 
-ROUTES = {  # (method, path) -> function directory; test_template checks template.yaml agrees
-    ("POST", "/oauth/device/code"): "device_authorization",
-    ("GET", "/oauth/device/verify"): "device_verification",
-    ("POST", "/oauth/device/verify"): "device_verification",
-    ("POST", "/auth/device/exchange"): "device_exchange",
-    ("POST", "/oauth/token"): "token",
-    ("GET", "/oauth/token"): "token",
-    ("POST", "/auth/refresh"): "refresh",
-    ("POST", "/auth/logout"): "refresh",
-    ("POST", "/oauth/revoke"): "revocation",
-    ("POST", "/oauth/introspect"): "revocation",
-    ("GET", "/.well-known/oauth-authorization-server"): "discovery",
-    ("GET", "/.well-known/jwks.json"): "discovery",
-    ("GET", "/device"): "web",
-}
+# (method, path) -> function directory: the layer's one list of routes (test_template checks template.yaml)
+ROUTES = {(r.method, r.path): r.function for r in routes.ROUTES}
 
 ENV = {
     "AWS_DEFAULT_REGION": aws.REGION,

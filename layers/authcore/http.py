@@ -21,7 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from pydantic import BaseModel, ValidationError
 
-from authcore import clock, errors, runtime
+from authcore import clock, errors, routes, runtime
 from authcore.clients import Caller
 from authcore.envelopes import ErrorDetail, LegacyError, OAuthError, ProductError, RefreshRequest
 from authcore.issuance import Context
@@ -39,12 +39,11 @@ BASE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 Dialect = Literal["oauth", "product", "legacy"]
 
 
-def dialect_of(method: str, path: str) -> Dialect:
-    if path.rstrip("/") == "/oauth/token" and method.upper() == "GET":
-        return "legacy"
-    if path.startswith("/oauth/") and not path.startswith("/oauth/device/verify"):
-        return "oauth"
-    return "product"
+def dialect_of(route_key: str | None, method: str, path: str) -> Dialect:
+    """How errors are spoken on this route (routes.ROUTES); a route with no error dialect of its own
+    (the public documents, the page) answers its rare errors with the product envelope."""
+    spoken = routes.dialect(route_key, method, path)
+    return spoken if spoken in ("oauth", "legacy") else "product"
 
 
 # ---------------------------------------------------------------- responses
@@ -119,7 +118,8 @@ def make_app() -> APIGatewayHttpResolver:
 
     def current() -> tuple[Dialect, str]:
         event = app.current_event
-        return dialect_of(event.request_context.http.method, event.raw_path), event.request_context.request_id
+        spoken = dialect_of(event.get("routeKey"), event.request_context.http.method, event.raw_path)
+        return spoken, event.request_context.request_id
 
     @app.exception_handler(errors.Problem)  # type: ignore[untyped-decorator]
     def _problem(exc: errors.Problem) -> Response[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from authcore import apidoc
+from authcore import apidoc, discovery, routes
 from local import template as tpl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,3 +29,15 @@ def test_it_describes_exactly_the_template_routes() -> None:
     assert described == served
     signed_in = {(m, p) for f in tpl.functions(tpl.load_template()) for (m, p, auth) in f.routes if auth}
     assert {(r.method, r.path) for r in apidoc.ROUTES if r.signed_in} == signed_in
+
+
+def test_the_document_the_metadata_and_the_routes_are_one_list() -> None:
+    """authcore.routes is the one list: the OpenAPI document describes each route in its dialect, and
+    the metadata publishes every route that has a metadata name (and nothing else under /)."""
+    assert [(r.method, r.path, r.dialect) for r in apidoc.ROUTES] == [
+        (r.method, r.path, r.dialect) for r in routes.ROUTES
+    ]
+    published = discovery.metadata("https://issuer.test", "https://issuer.test/device")
+    urls = {v for v in published.values() if isinstance(v, str) and v.startswith("https://issuer.test/")}
+    expected = {f"https://issuer.test{r.path}" for r in routes.ROUTES if r.metadata}
+    assert urls - {"https://issuer.test/device"} == expected

@@ -16,29 +16,16 @@ from typing import Any
 
 import pytest
 
+from authcore import routes
 from local.template import FunctionSpec, Route, functions, load_template, table_spec, ttl_attribute
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
 
-# The contract's routes, each with the one function that serves it.
-ROUTES = {
-    ("POST", "/oauth/device/code"): "DeviceAuthorizationFunction",
-    ("GET", "/oauth/device/verify"): "DeviceVerificationFunction",
-    ("POST", "/oauth/device/verify"): "DeviceVerificationFunction",
-    ("POST", "/auth/device/exchange"): "DeviceExchangeFunction",
-    ("POST", "/oauth/token"): "TokenFunction",
-    ("GET", "/oauth/token"): "TokenFunction",
-    ("POST", "/auth/refresh"): "RefreshFunction",
-    ("POST", "/auth/logout"): "RefreshFunction",
-    ("POST", "/oauth/revoke"): "RevocationFunction",
-    ("POST", "/oauth/introspect"): "RevocationFunction",
-    ("GET", "/.well-known/oauth-authorization-server"): "DiscoveryFunction",
-    ("GET", "/.well-known/jwks.json"): "DiscoveryFunction",
-    ("GET", "/device"): "WebFunction",
-}
-JWT_ROUTES = {("GET", "/oauth/device/verify"), ("POST", "/oauth/device/verify")}
+# The routes (the layer's one list, authcore.routes), each with the one function that serves it.
+ROUTES = {(r.method, r.path): r.resource for r in routes.ROUTES}
+JWT_ROUTES = {(r.method, r.path) for r in routes.ROUTES if r.signed_in}
 
 # Least privilege: exactly these actions, on the table and on the two key secrets, and nothing else.
 # (test_what_the_code_calls_is_what_the_template_grants, below, checks the code against these.)

@@ -1,0 +1,61 @@
+"""Every route of the HTTP API, once: its function, its error dialect, and the metadata name it is
+published under. The resolver takes a route's dialect from here (never from its path), discovery
+publishes the endpoints from here, and the OpenAPI generator and the template tests check against it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Dialect = Literal["oauth", "product", "legacy", "none", "html"]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str  # the directory under functions/
+    resource: str  # the function's logical id in template.yaml
+    dialect: Dialect
+    metadata: str | None = None  # the RFC 8414 member (or our own) that publishes it
+    signed_in: bool = False  # needs a signed-in person (an ID token)
+
+    @property
+    def key(self) -> str:
+        """API Gateway's route key, as in the event's `routeKey`."""
+        return f"{self.method} {self.path}"
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/oauth/device/code", "device_authorization", "DeviceAuthorizationFunction", "oauth",
+          "device_authorization_endpoint"),
+    Route("GET", "/oauth/device/verify", "device_verification", "DeviceVerificationFunction", "product",
+          "device_verification_endpoint", signed_in=True),
+    Route("POST", "/oauth/device/verify", "device_verification", "DeviceVerificationFunction", "product",
+          signed_in=True),
+    Route("POST", "/auth/device/exchange", "device_exchange", "DeviceExchangeFunction", "product",
+          "device_exchange_endpoint"),
+    Route("POST", "/oauth/token", "token", "TokenFunction", "oauth", "token_endpoint"),
+    Route("GET", "/oauth/token", "token", "TokenFunction", "legacy", "legacy_token_endpoint"),
+    Route("POST", "/auth/refresh", "refresh", "RefreshFunction", "product", "refresh_endpoint"),
+    Route("POST", "/auth/logout", "refresh", "RefreshFunction", "product", "logout_endpoint"),
+    Route("POST", "/oauth/revoke", "revocation", "RevocationFunction", "oauth", "revocation_endpoint"),
+    Route("POST", "/oauth/introspect", "revocation", "RevocationFunction", "oauth", "introspection_endpoint"),
+    Route("GET", "/.well-known/oauth-authorization-server", "discovery", "DiscoveryFunction", "none"),
+    Route("GET", "/.well-known/jwks.json", "discovery", "DiscoveryFunction", "none", "jwks_uri"),
+    Route("GET", "/device", "web", "WebFunction", "html"),
+)  # fmt: skip
+
+BY_KEY: dict[str, Route] = {r.key: r for r in ROUTES}
+
+
+def dialect(route_key: str | None, method: str, path: str) -> Dialect:
+    """The dialect of the route API Gateway matched. A request no route matched (the `$default` route,
+    or an unknown method) answers in the dialect of where it was sent: OAuth under /oauth/ (but the
+    verify routes), the product envelope elsewhere."""
+    route = BY_KEY.get(route_key or "") or BY_KEY.get(f"{method.upper()} {path}")
+    if route is not None:
+        return route.dialect
+    if path.startswith("/oauth/") and not path.startswith("/oauth/device/verify"):
+        return "oauth"
+    return "product"
