@@ -159,7 +159,11 @@ def decide(
             raise errors.NotFound(
                 "No pending device request has that code; check it and try again."
             ) from None
-        raise errors.AlreadyExists() from None
+        if not _own_decision(old, user, approve, org):
+            raise errors.AlreadyExists() from None
+        if old.decided_at != ctx.now:  # decided earlier, and audited then: the same answer, nothing new
+            return "approved" if approve else "denied"
+        # else: this request's own write, its answer lost and retried: not audited yet
     audit(
         "device_approved" if approve else "device_denied",
         grant_id=grant.grant_id,
@@ -168,6 +172,16 @@ def decide(
         org_id=org.org_id if org else None,
     )
     return "approved" if approve else "denied"
+
+
+def _own_decision(old: Grant, user: SignedInUser, approve: bool, org: Membership | None) -> bool:
+    """The request was already decided: by this person, the same way (a retried write whose answer was
+    lost, or the page sending again)? Then the answer is theirs, not a conflict."""
+    return (
+        old.status == ("approved" if approve else "denied")
+        and old.user_id == user.id
+        and old.org_id == (org.org_id if org else None)
+    )
 
 
 # ---------------------------------------------------------------- the exchange

@@ -26,6 +26,7 @@ from authcore.clients import Caller
 from authcore.envelopes import ErrorDetail, LegacyError, OAuthError, ProductError, RefreshRequest
 from authcore.issuance import Context
 from authcore.observability import logger, metrics, tracer
+from authcore.settings import ConfigurationError
 
 MAX_BODY_BYTES = 16 * 1024
 JSON = "application/json"
@@ -142,7 +143,12 @@ def make_app() -> APIGatewayHttpResolver:
     def _unexpected(exc: Exception) -> Response[str]:
         dialect, request_id = current()
         problem = errors.dependency_problem(exc)
-        if problem is None:
+        if isinstance(exc, ConfigurationError):
+            problem = errors.InternalError()
+            logger.error(
+                "invalid configuration", extra={"error_type": type(exc).__name__, "detail": str(exc)}
+            )
+        elif problem is None:
             problem = errors.InternalError()
             # type and stack only: an exception's text may quote input, and input may hold a secret
             frames = [

@@ -19,6 +19,10 @@ MIN_ROTATION_GRACE_SECONDS = 15
 DEFAULT_ROTATION_GRACE_SECONDS = 30
 
 
+class ConfigurationError(RuntimeError):
+    """The deployment's environment is wrong. The message names the variables, never their values."""
+
+
 class Settings(BaseModel):
     table_name: str = Field(min_length=3)
     keys_secret_id: str = Field(min_length=1)
@@ -60,7 +64,9 @@ def from_environ(environ: dict[str, str] | os._Environ[str]) -> Settings:
         return Settings.model_validate(values)
     except ValidationError as exc:  # a deployment error: say which variable, never its value
         bad = sorted({str(err["loc"][0]).upper() for err in exc.errors()})
-        raise RuntimeError(f"invalid configuration in environment variables: {', '.join(bad)}") from None
+        raise ConfigurationError(
+            f"invalid configuration in environment variables: {', '.join(bad)}"
+        ) from None
 
 
 @lru_cache(maxsize=1)

@@ -369,8 +369,9 @@ class Store:
         )
         try:
             self._update_grant(grant_id, "SET last_poll_at = :now", condition, values, {"#s": "status"})
-        except Rejected:
-            return False
+        except Rejected as rejected:  # accepted at this very second: this poll's own write, retried
+            old = rejected.old
+            return old is not None and old.status == "pending" and old.last_poll_at == now
         return True
 
     def slow_down(self, grant_id: str, old_interval: int, new_interval: int) -> int:
