@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from authcli import __version__, api, credentials
 from authcli.api import ApiError, BadAnswer, Failure, Unreachable
-from authcli.console import Console, Countdown, isatty
+from authcli.console import Clock, Console, Countdown, isatty
 from authcli.credentials import Credentials, NotLoggedIn, Organization, User
 
 PROG = "python -m authcli"
@@ -169,7 +169,7 @@ def cmd_login(args: argparse.Namespace, console: Console) -> int:
         if err.status == 426:
             raise upgrade_required(err) from None
         raise Failure(f"The server refused to start a login: {err}") from None
-    began = time.monotonic()
+    began = console.clock.monotonic()
 
     device_code, user_code, page = (
         _text(started, k) for k in ("device_code", "user_code", "verification_uri")
@@ -467,8 +467,14 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    console = Console(out or sys.stdout, err or sys.stderr)
+def main(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    clock: Clock | None = None,
+) -> int:
+    """`clock`: how the CLI reads the time and waits (polling, the countdown); the real ones by default."""
+    console = Console(out or sys.stdout, err or sys.stderr, clock)
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args, console)

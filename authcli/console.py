@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TextIO
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -19,9 +21,19 @@ def isatty(stream: TextIO) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Clock:
+    """Where the CLI reads the time (monotonic seconds) and how it waits. Tests pass their own: a sleep
+    that records each wait and moves their clock instead of waiting."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
 class Console:
-    def __init__(self, out: TextIO, err: TextIO) -> None:
+    def __init__(self, out: TextIO, err: TextIO, clock: Clock | None = None) -> None:
         self.out, self.err = out, err
+        self.clock = clock or Clock()
         self.tty = isatty(out)
         self.color = self.tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
         encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "")
@@ -71,22 +83,23 @@ class Countdown:
 
     def __init__(self, console: Console, deadline: float, what: str = "Waiting for approval") -> None:
         self.console = console
-        self.deadline = deadline  # time.monotonic()
+        self.clock = console.clock
+        self.deadline = deadline  # on self.clock.monotonic()
         self.what = what
         self.frame = 0
-        self.next_line = time.monotonic() + PLAIN_EVERY
+        self.next_line = self.clock.monotonic() + PLAIN_EVERY
 
     def remaining(self) -> float:
-        return self.deadline - time.monotonic()
+        return self.deadline - self.clock.monotonic()
 
     def start(self) -> None:
         if not self.console.tty:
             self.console.say(f"{self.what} (the code expires in {clock(self.remaining())})...")
 
     def wait(self, seconds: float) -> None:
-        end = min(time.monotonic() + seconds, self.deadline)
+        end = min(self.clock.monotonic() + seconds, self.deadline)
         while True:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now >= end:
                 return
             if self.console.tty:
@@ -94,9 +107,9 @@ class Countdown:
                 self.frame += 1
                 left = clock(self.deadline - now)
                 self.console.status(f"{spin} {self.what}... {self.console.dim(f'code expires in {left}')}")
-                time.sleep(min(TICK, end - now))
+                self.clock.sleep(min(TICK, end - now))
             else:
                 if now >= self.next_line:
                     self.console.say(f"Still waiting; the code expires in {clock(self.deadline - now)}.")
                     self.next_line = now + PLAIN_EVERY
-                time.sleep(min(end, self.next_line) - now)
+                self.clock.sleep(min(end, self.next_line) - now)

@@ -1,6 +1,7 @@
 """Run the whole API on localhost, on embedded AWS services (`make serve`).
 
     python -m local.serve [--port 3000] [--host 127.0.0.1] [--allow-origin URL ...] [--info-file PATH]
+                          [--clock-file PATH]
 
 Prints where everything is (and writes it as JSON to .local/serve.json), then serves until Ctrl-C or
 SIGTERM, and stops every process it started. One access line per request goes to stderr; the
@@ -91,6 +92,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--info-file", type=Path, default=DEFAULT_INFO_FILE, help="where to write the summary"
     )
+    parser.add_argument(
+        "--clock-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="testing only: the functions' clock is the wall clock plus the seconds written in PATH "
+        "(re-read when it changes); off unless given",
+    )
     return parser.parse_args(argv)
 
 
@@ -123,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         concurrency=max(1, args.concurrency),
         allowed_origins=args.allow_origin,
         info_file=args.info_file,
+        clock_file=args.clock_file,
     )
     try:
         try:

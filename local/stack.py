@@ -16,6 +16,11 @@
    invocation at a time each) with the template's environment variables resolved to these resources;
 6. serves the HTTP API (`local.gateway`): the template's routes, its JWT authorizer and its CORS.
 
+For tests, `LocalStack(clock_file=path)` gives the functions a clock that a test moves
+(`advance_clock(seconds)`): each execution environment reads its time as the wall clock plus the offset
+in that file (`local.workers.FileClock`). Without `clock_file` (as `make serve` runs) the functions run
+on the wall clock, and the layer itself never reads such a file.
+
 The returned `StackInfo` is what `make serve` writes to .local/serve.json (`StackInfo.to_dict`).
 """
 
@@ -228,10 +233,16 @@ class LocalStack:
         access_log: IO[str] | None = None,
         template_path: str | Path | None = None,
         setup: str | None = None,
+        clock_file: str | Path | None = None,
     ) -> None:
         """`setup` ("module:function") runs once in each execution environment before any invocation:
-        for tests that install a deliberately broken variant to show a test can fail."""
+        for tests that install a deliberately broken variant to show a test can fail.
+
+        `clock_file` (tests only): the functions' clock is the wall clock plus the seconds that file
+        holds (0 when it does not exist); `advance_clock` moves it. Only the functions' time moves: the
+        gateway's JWT authorizer and the AWS endpoint (Cognito's tokens) stay on the wall clock."""
         self.setup = setup
+        self.clock_file = Path(clock_file) if clock_file is not None else None
         self.host = host
         self.port = port
         self.concurrency = concurrency
@@ -296,6 +307,30 @@ class LocalStack:
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(self.info_file.read_text()).get("pid") == os.getpid():
                     self.info_file.unlink()  # it describes a stack that is gone
+
+    def clock_offset(self) -> float:
+        """How far ahead of the wall clock the functions' clock is, in seconds (see `clock_file`)."""
+        from local.workers import read_clock_offset
+
+        return read_clock_offset(self._clock_file()) if self.clock_file is not None else 0.0
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the functions' clock ``seconds`` ahead (negative: back), at once for every execution
+        environment; the new offset from the wall clock. Needs `clock_file`."""
+        from local.workers import write_clock_offset
+
+        offset = self.clock_offset() + seconds
+        write_clock_offset(self._clock_file(), offset)
+        return offset
+
+    def now(self) -> float:
+        """The functions' time: what `authcore.clock.now()` reads in them."""
+        return time.time() + self.clock_offset()
+
+    def _clock_file(self) -> Path:
+        if self.clock_file is None:
+            raise RuntimeError("this LocalStack has no clock file: create it with LocalStack(clock_file=...)")
+        return self.clock_file
 
     def pids(self) -> list[int]:
         """The processes this stack started (the AWS endpoint and the execution environments)."""
@@ -601,7 +636,13 @@ class LocalStack:
                 print(
                     f"local stack: {', '.join(names)}: no {code_uri.rstrip('/')}/{module}.py", file=sys.stderr
                 )
-        return Environments(environment, size=self.concurrency, preload=preload, setup=self.setup)
+        return Environments(
+            environment,
+            size=self.concurrency,
+            preload=preload,
+            setup=self.setup,
+            clock_file=self.clock_file,
+        )
 
     def _invoke(self, target: Target, event: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._environments.invoke(

@@ -6,6 +6,10 @@ metric set), so concurrent local traffic (the local server, race tests, the benc
 pool of processes rather than threads of one process. Each worker keeps its imported functions warm,
 as an execution environment does. A worker that dies or overruns its timeout is replaced, as Lambda
 replaces a failed environment.
+
+For tests, an environment can read its time from a clock file (`clock_file`, see `FileClock`): the
+wall clock plus an offset that the test writes, so that a test moves the functions' time (expiries,
+grace periods, polling intervals) instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -16,21 +20,85 @@ import os
 import queue
 import signal
 import threading
+import time
 import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 _CTX = multiprocessing.get_context("spawn")
 Worker = tuple[BaseProcess, Connection]
 
 
-def _worker(conn: Connection, env: dict[str, str], setup: str | None, preload: list[tuple[str, str]]) -> None:
+class FileClock:
+    """The wall clock plus an offset, in seconds, read from a file: a test-only clock source for the
+    functions (``authcore.clock.use(FileClock(path))``), so that a test moves a running stack's time by
+    writing the file (`write_clock_offset`) instead of sleeping.
+
+    A missing file is an offset of 0. The file is re-read only when its stat changes (a write through
+    `write_clock_offset` replaces it, so its inode and times change), so a reading costs one stat. A
+    file that does not hold a number raises: a test that asked for a moved clock must not silently get
+    the wall clock."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._seen: tuple[int, int, int, int] | None = None
+        self._offset = 0.0
+
+    def offset(self) -> float:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._seen, self._offset = None, 0.0
+            return 0.0
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if seen != self._seen:
+            text = self.path.read_text(encoding="ascii").strip()
+            try:
+                offset = float(text)
+            except ValueError:
+                raise ValueError(f"the clock file {self.path} does not hold a number of seconds") from None
+            self._seen, self._offset = seen, offset
+        return self._offset
+
+    def __call__(self) -> float:
+        return time.time() + self.offset()
+
+
+def write_clock_offset(path: str | Path, seconds: float) -> None:
+    """Set the offset a `FileClock` on ``path`` adds to the wall clock; atomic (a new file replaces the
+    old one), so a reader sees the old offset or the new one, never a partial write."""
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text(f"{seconds!r}\n", encoding="ascii")
+    os.replace(partial, target)
+
+
+def read_clock_offset(path: str | Path) -> float:
+    return FileClock(path).offset()
+
+
+def _use_clock_file(path: str) -> None:
+    from authcore import clock
+
+    clock.use(FileClock(path))
+
+
+def _worker(
+    conn: Connection,
+    env: dict[str, str],
+    setup: str | None,
+    preload: list[tuple[str, str]],
+    clock_file: str | None = None,
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when environments stop
     os.environ.clear()
     os.environ.update(env)
     import importlib
 
+    if clock_file:  # tests only: the functions' time is the wall clock plus the file's offset
+        _use_clock_file(clock_file)
     if setup:  # "module:function", run once in the environment before any invocation (tests only)
         module, _, func = setup.partition(":")
         getattr(importlib.import_module(module), func)()
@@ -72,10 +140,12 @@ class Environments:
         setup: str | None = None,
         preload: list[tuple[str, str]] | None = None,
         timeout: float = 30,
+        clock_file: str | Path | None = None,
     ) -> None:
+        """`clock_file` (tests only): each environment reads its time through a `FileClock` on it."""
         self.size = size
         self.timeout = timeout
-        self._args = (dict(env), setup, list(preload or []))
+        self._args = (dict(env), setup, list(preload or []), str(clock_file) if clock_file else None)
         self._idle: queue.Queue[Worker] = queue.Queue()
         self._all: list[Worker] = []
         self._lock = threading.Lock()

@@ -17,6 +17,14 @@ Fixtures
     ``stack.to_dict()`` gives nested dicts. One stack serves the whole session: tests must not depend on
     each other's data (start their own device flows), and should use ``new_user`` rather than the demo
     user for anything the service limits per user (wrong user codes: 10 per user per 15 minutes).
+``clocked_stack`` (session)
+    A stack of its own (not ``stack``) whose functions' clock the test moves instead of waiting:
+    ``clocked_stack.advance(11)`` (every execution environment at once), ``clocked_stack.now()`` (its
+    time, to judge its tokens by), ``.info`` (a ``StackInfo``), ``.id_token()`` (the demo user's). Its
+    own, because moving the clock of the shared stack would move it under every other test: the access
+    tokens it issues afterwards carry an ``iat`` ahead of the wall clock (an honest verifier refuses
+    them), and a clock moved back would make fresh grants look stale. Its clock only moves forward, and
+    the tests that share it assume nothing of its offset from the wall clock.
 ``local_stack`` (session)
     The ``LocalStack`` object behind ``stack`` (``pids()``: the processes it started).
 ``access_log`` (session)
@@ -73,6 +81,35 @@ def local_stack() -> Iterator[LocalStack]:
     stack.start()
     try:
         yield stack
+    finally:
+        stack.stop()
+
+
+@dataclass(frozen=True)
+class ClockedStack:
+    """A running stack whose functions' clock the test moves (``LocalStack(clock_file=...)``)."""
+
+    local: LocalStack
+    info: StackInfo
+
+    def advance(self, seconds: float) -> None:
+        assert seconds >= 0, "a clocked stack's time only moves forward"
+        self.local.advance_clock(seconds)
+
+    def now(self) -> float:
+        return self.local.now()
+
+    def id_token(self) -> str:
+        return cognito_id_token(self.info, self.info.demo.username, self.info.demo.password)
+
+
+@pytest.fixture(scope="session")
+def clocked_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockedStack]:
+    clock_file = tmp_path_factory.mktemp("clock") / "offset"
+    stack = LocalStack(port=0, concurrency=2, access_log=AccessLog(), clock_file=clock_file)
+    info = stack.start()
+    try:
+        yield ClockedStack(stack, info)
     finally:
         stack.stop()
 

@@ -7,11 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import jwt
 import requests
+
+from tests.support import jwt_check
 
 TIMEOUT = 10
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def rotation_grace_seconds() -> int:
+    """The local stack's rotation grace: template.yaml's RotationGraceSeconds default, which it uses."""
+    from local import template as tpl
+
+    return int(tpl.load_template()["Parameters"]["RotationGraceSeconds"]["Default"])
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -56,22 +64,10 @@ def approved_device_code(api_url: str, client_id: str, id_token: str, http: Any 
     return str(started["device_code"])
 
 
-def verify_access_token(api_url: str, token: str, jwks_uri: str | None = None) -> dict[str, Any]:
-    """The access token's claims, its signature checked with the key the JWKS publishes under its `kid`
-    (ES256 only: the algorithm is pinned, never taken from the token), `iss` == `aud` == the API URL."""
-    header = jwt.get_unverified_header(token)
-    assert header["alg"] == "ES256", header
-    assert header["typ"] == "at+jwt", header
-    client = jwt.PyJWKClient(
-        jwks_uri or f"{api_url}/.well-known/jwks.json", cache_keys=False, timeout=TIMEOUT
-    )
-    key = client.get_signing_key(header["kid"])
-    claims: dict[str, Any] = jwt.decode(
-        token,
-        key.key,
-        algorithms=["ES256"],
-        issuer=api_url,
-        audience=api_url,
-        options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
-    )
-    return claims
+def verify_access_token(
+    api_url: str, token: str, jwks_uri: str | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """The access token's claims, checked by tests/support/jwt_check.py against the JWKS the stack
+    publishes (`jwks_uri`, default the API's): ES256 pinned, `typ` at+jwt, `iss` == `aud` == the API
+    URL, the required claims. `now`: the stack's time, when a test has moved its clock."""
+    return jwt_check.verify_over_http(token, api_url, jwks_uri=jwks_uri, now=now)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import jwt
 import pytest
 import requests
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
@@ -29,6 +28,7 @@ from authcore import admin
 from authcore.store import Store
 from local.stack import StackInfo
 from tests.e2e.conftest import CognitoUser, NewUser
+from tests.support import jwt_check
 
 pytestmark = pytest.mark.slow
 
@@ -278,9 +278,9 @@ def focused(page: Page) -> str:
 
 
 def verified_claims(stack: StackInfo, token: str) -> dict[str, Any]:
-    """The access token's claims, its ES256 signature checked against the service's JWKS."""
-    key = jwt.PyJWKClient(f"{stack.api_url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
-    return dict(jwt.decode(token, key.key, algorithms=["ES256"], options={"verify_aud": False}))
+    """The access token's claims, checked by tests/support/jwt_check.py against the service's JWKS,
+    issuer and audience."""
+    return jwt_check.verify_over_http(token, stack.api_url)
 
 
 # ---------------------------------------------------------------- the tests

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import requests
 
 from local.stack import StackInfo
+from tests.support import jwt_check
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,8 @@ class Login:
             )
         self.lines: queue.Queue[str] = queue.Queue()
         self.out: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -90,7 +91,8 @@ class Login:
 
     def finish(self, timeout: float = 60) -> tuple[int, str, str]:
         code = self.proc.wait(timeout=timeout)
-        time.sleep(0.1)  # let the reader drain the pipe
+        self.reader.join(timeout=timeout)  # it ends at the pipe's end of file: every line is queued
+        assert not self.reader.is_alive(), "the login's stdout did not close"
         while not self.lines.empty():
             self.out.append(self.lines.get())
         return code, "".join(self.out), self.stderr_file.read_text()
@@ -108,11 +110,7 @@ def decide(stack: StackInfo, id_token: str, user_code: str, decision: str) -> No
 
 
 def verified_claims(stack: StackInfo, token: str) -> dict[str, Any]:
-    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
-    key = jwt.PyJWKClient(f"{stack.api_url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
-    return dict(
-        jwt.decode(token, key.key, algorithms=["ES256"], issuer=stack.api_url, options={"verify_aud": False})
-    )
+    return jwt_check.verify_over_http(token, stack.api_url)
 
 
 def test_login_whoami_token_refresh_logout(stack: StackInfo, id_token: str, tmp_path: Path) -> None:

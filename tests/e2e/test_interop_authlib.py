@@ -7,62 +7,83 @@ with Authlib's `fetch_token` while honouring `interval` and `slow_down`, a refre
 with `invalid_grant`, and the family is revoked, so the successor is dead too. Access tokens are
 checked against the JWKS.
 
-The stack runs with the template's default rotation grace (10 s), so the test waits it out: ~16 s.
+Nothing waits: the stack is one whose clock the test moves (the `clocked_stack` fixture). Authlib has no
+device-flow polling of its own (`fetch_token` makes one request), so the polling loop is the test's, and
+"waiting `interval` seconds" is moving the stack's clock by `interval`. The server, judging by that
+clock, answers `slow_down` to a pending poll that comes too early (the control shows it does), so a
+second `authorization_pending` shows the wait happened on the server's clock. The rotation grace
+(template.yaml's RotationGraceSeconds) is passed the same way.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from local.stack import StackInfo
-from tests.e2e.flows import DEVICE_GRANT, TIMEOUT, approve, verify_access_token
+from tests.e2e.conftest import ClockedStack
+from tests.e2e.flows import DEVICE_GRANT, TIMEOUT, approve, rotation_grace_seconds, verify_access_token
 
 pytestmark = pytest.mark.slow
 
-ROTATION_GRACE_SECONDS = 10  # template.yaml's RotationGraceSeconds default, which the local stack uses
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5: on slow_down the client adds 5 s to its interval
 MAX_POLLS = 10
 
 
 def poll_for_tokens(
-    client: OAuth2Session, token_endpoint: str, device: dict[str, Any], on_pending: Any
-) -> tuple[dict[str, Any], list[tuple[float, str]]]:
-    """Polls the token endpoint as RFC 8628 §3.4-3.5 says: wait `interval` between polls, add 5 s on
+    client: OAuth2Session,
+    token_endpoint: str,
+    device: dict[str, Any],
+    on_pending: Callable[[], None],
+    wait: Callable[[float], None],
+    approve_after: int = 2,
+) -> tuple[dict[str, Any], list[str], list[float]]:
+    """Polls the token endpoint as RFC 8628 §3.4-3.5 says: `wait(interval)` between polls, add 5 s on
     `slow_down`, stop on anything but `authorization_pending`/`slow_down`. `on_pending` runs once, after
-    the first pending answer (the person approves then). Returns the token and each poll's outcome."""
+    the `approve_after`-th pending answer (the person approves then). Returns the token, each poll's
+    outcome, and each wait."""
     interval = float(device["interval"])
-    deadline = time.monotonic() + min(float(device["expires_in"]), 60.0)
-    outcomes: list[tuple[float, str]] = []
-    approved = False
+    outcomes: list[str] = []
+    waits: list[float] = []
     for _ in range(MAX_POLLS):
-        assert time.monotonic() < deadline, f"no token before the deadline: {outcomes}"
         try:
             token = client.fetch_token(
                 token_endpoint, grant_type=DEVICE_GRANT, device_code=device["device_code"]
             )
         except OAuthError as error:
-            outcomes.append((time.monotonic(), str(error.error)))
+            outcomes.append(str(error.error))
             if error.error == "slow_down":
                 interval += SLOW_DOWN_STEP
             elif error.error != "authorization_pending":
                 raise
-            if not approved:
+            if outcomes.count("authorization_pending") == approve_after and error.error != "slow_down":
                 on_pending()
-                approved = True
-            time.sleep(interval)
+            wait(interval)
+            waits.append(interval)
             continue
-        outcomes.append((time.monotonic(), "token"))
-        return dict(token), outcomes
+        outcomes.append("token")
+        return dict(token), outcomes, waits
     raise AssertionError(f"no token after {MAX_POLLS} polls: {outcomes}")
 
 
-def test_authlib_device_flow_refresh_and_replay(stack: StackInfo, id_token: str) -> None:
+def device_authorization(client: OAuth2Session, endpoint: str, client_id: str) -> dict[str, Any]:
+    """RFC 8628 §3.1-3.2."""
+    authorized = client.post(
+        endpoint, data={"client_id": client_id, "scope": "read write"}, withhold_token=True, timeout=TIMEOUT
+    )
+    assert authorized.status_code == 200, authorized.text
+    device: dict[str, Any] = authorized.json()
+    assert {"device_code", "user_code", "verification_uri", "expires_in", "interval"} <= set(device)
+    return device
+
+
+def test_authlib_device_flow_refresh_and_replay(clocked_stack: ClockedStack) -> None:
+    stack = clocked_stack.info
     api = stack.api_url
+    id_token = clocked_stack.id_token()
     client_id = stack.clients.public.client_id
     client = OAuth2Session(client_id=client_id, token_endpoint_auth_method="none", default_timeout=TIMEOUT)
 
@@ -78,28 +99,32 @@ def test_authlib_device_flow_refresh_and_replay(stack: StackInfo, id_token: str)
     assert "none" in metadata["token_endpoint_auth_methods_supported"]
     token_endpoint = metadata["token_endpoint"]
 
-    # RFC 8628 §3.1-3.2: device authorization.
-    authorized = client.post(
-        metadata["device_authorization_endpoint"],
-        data={"client_id": client_id, "scope": "read write"},
-        withhold_token=True,
-        timeout=TIMEOUT,
-    )
-    assert authorized.status_code == 200, authorized.text
-    device = authorized.json()
-    assert {"device_code", "user_code", "verification_uri", "expires_in", "interval"} <= set(device)
+    # The control: by the stack's clock, a poll that does not wait the interval is too fast.
+    control = device_authorization(client, metadata["device_authorization_endpoint"], client_id)
+    with pytest.raises(OAuthError) as pending:
+        client.fetch_token(token_endpoint, grant_type=DEVICE_GRANT, device_code=control["device_code"])
+    assert pending.value.error == "authorization_pending"
+    with pytest.raises(OAuthError) as too_fast:
+        client.fetch_token(token_endpoint, grant_type=DEVICE_GRANT, device_code=control["device_code"])
+    assert too_fast.value.error == "slow_down"
 
-    # Poll; the person approves after the first pending answer.
-    token, outcomes = poll_for_tokens(
-        client, token_endpoint, device, lambda: approve(api, id_token, device["user_code"])
+    # Poll, waiting the interval (on the stack's clock); the person approves after the second pending
+    # answer. That second answer is pending, not slow_down: the stack's clock moved by the interval.
+    device = device_authorization(client, metadata["device_authorization_endpoint"], client_id)
+    token, outcomes, waits = poll_for_tokens(
+        client,
+        token_endpoint,
+        device,
+        lambda: approve(api, id_token, device["user_code"]),
+        clocked_stack.advance,
     )
-    assert [o for _, o in outcomes] == ["authorization_pending", "token"], outcomes
-    assert outcomes[1][0] - outcomes[0][0] >= device["interval"] - 0.5  # the client kept the interval
+    assert outcomes == ["authorization_pending", "authorization_pending", "token"], outcomes
+    assert waits == [device["interval"]] * 2, waits
     assert token["token_type"] == "Bearer"
     assert token["scope"] == "read write"
     assert isinstance(token["expires_in"], int) and token["expires_in"] > 0
     assert "expires_at" in token  # Authlib understood the lifetime
-    claims = verify_access_token(api, token["access_token"], metadata["jwks_uri"])
+    claims = verify_access_token(api, token["access_token"], metadata["jwks_uri"], now=clocked_stack.now())
     assert claims["sub"] == stack.demo.sub
     assert claims["client_id"] == client_id
     assert claims["org_id"] == stack.demo.organization_id
@@ -108,17 +133,22 @@ def test_authlib_device_flow_refresh_and_replay(stack: StackInfo, id_token: str)
     # Refresh with Authlib: the refresh token rotates.
     old_refresh = token["refresh_token"]
     refreshed = dict(client.refresh_token(token_endpoint, refresh_token=old_refresh))
-    rotated_at = time.monotonic()
     new_refresh = refreshed["refresh_token"]
     assert new_refresh != old_refresh
     assert refreshed["token_type"] == "Bearer"
     assert refreshed["access_token"] != token["access_token"]
-    refreshed_claims = verify_access_token(api, refreshed["access_token"], metadata["jwks_uri"])
+    refreshed_claims = verify_access_token(
+        api, refreshed["access_token"], metadata["jwks_uri"], now=clocked_stack.now()
+    )
     assert refreshed_claims["sid"] == claims["sid"]  # the same grant
     assert refreshed_claims["jti"] != claims["jti"]
 
+    # Within the grace period the rotated-out token is a retry: the same successor, nothing revoked.
+    retried = dict(client.refresh_token(token_endpoint, refresh_token=old_refresh))
+    assert retried["refresh_token"] == new_refresh
+
     # After the grace period, the rotated-out token is a replay: refused, and the whole family dies.
-    time.sleep(max(0.0, rotated_at + ROTATION_GRACE_SECONDS + 0.5 - time.monotonic()))
+    clocked_stack.advance(rotation_grace_seconds() + 1)
     with pytest.raises(OAuthError) as replayed:
         client.refresh_token(token_endpoint, refresh_token=old_refresh)
     assert replayed.value.error == "invalid_grant"

@@ -29,8 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local import template as tpl
 from local.cfn import Resolver
-from local.stack import LocalStack, StackInfo
-from tests.e2e.conftest import AccessLog, cognito_id_token
+from local.stack import LocalStack, PortUnavailable, StackInfo
+from tests.e2e.conftest import AccessLog, ClockedStack, cognito_id_token
+from tests.e2e.flows import rotation_grace_seconds
+from tests.support import jwt_check
 
 pytestmark = pytest.mark.slow
 
@@ -102,16 +104,21 @@ def signed_in(stack: StackInfo, id_token: str) -> dict[str, Any]:
     return body
 
 
-def verified_access_token(stack: StackInfo, token: str) -> dict[str, Any]:
-    """The access token's claims, checked against the service's own JWKS and issuer."""
-    jwks = requests.get(f"{stack.api_url}/.well-known/jwks.json", timeout=TIMEOUT).json()
-    header = jwt.get_unverified_header(token)
-    assert header["typ"] == "at+jwt"
-    key = next(k for k in jwt.PyJWKSet.from_dict(jwks).keys if k.key_id == header["kid"])
-    claims: dict[str, Any] = jwt.decode(
-        token, key.key, algorithms=["ES256"], issuer=stack.api_url, audience=stack.api_url
+def verified_access_token(stack: StackInfo, token: str, now: float | None = None) -> dict[str, Any]:
+    """The access token's claims, checked against the service's own JWKS, issuer and audience."""
+    return jwt_check.verify_over_http(token, stack.api_url, now=now)
+
+
+def exchange_over_oauth(stack: StackInfo, device_code: str) -> requests.Response:
+    return requests.post(
+        f"{stack.api_url}/oauth/token",
+        data={
+            "grant_type": DEVICE_GRANT,
+            "device_code": device_code,
+            "client_id": stack.clients.public.client_id,
+        },
+        timeout=TIMEOUT,
     )
-    return claims
 
 
 # ---------------------------------------------------------------- discovery and routes
@@ -223,15 +230,7 @@ def test_a_whole_device_flow_over_http(stack: StackInfo, id_token: str) -> None:
     assert described.json()["status"] == "pending"
     approve(stack, id_token, started["user_code"])
 
-    token = requests.post(
-        f"{api}/oauth/token",
-        data={
-            "grant_type": DEVICE_GRANT,
-            "device_code": started["device_code"],
-            "client_id": stack.clients.public.client_id,
-        },
-        timeout=TIMEOUT,
-    )
+    token = exchange_over_oauth(stack, started["device_code"])
     assert token.status_code == 200, token.text
     assert token.headers["cache-control"] == "no-store"
     assert token.headers["pragma"] == "no-cache"
@@ -243,17 +242,10 @@ def test_a_whole_device_flow_over_http(stack: StackInfo, id_token: str) -> None:
     assert claims["org_id"] == stack.demo.organization_id
     assert claims["client_id"] == stack.clients.public.client_id
 
-    again = requests.post(
-        f"{api}/oauth/token",
-        data={
-            "grant_type": DEVICE_GRANT,
-            "device_code": started["device_code"],
-            "client_id": stack.clients.public.client_id,
-        },
-        timeout=TIMEOUT,
-    )
-    assert again.status_code == 400
-    assert again.json()["error"] in {"invalid_grant", "slow_down"}
+    # Re-sent at once (its answer lost): the same family, the same refresh token, not a second one.
+    again = exchange_over_oauth(stack, started["device_code"])
+    assert again.status_code == 200, again.text
+    assert again.json()["refresh_token"] == body["refresh_token"]
 
     introspected = requests.post(
         f"{api}/oauth/introspect",
@@ -263,6 +255,53 @@ def test_a_whole_device_flow_over_http(stack: StackInfo, id_token: str) -> None:
     )
     assert introspected.status_code == 200, introspected.text
     assert introspected.json()["active"] is True
+
+
+def test_the_clock_file_moves_the_functions_time(clocked_stack: ClockedStack) -> None:
+    """`LocalStack(clock_file=...)`: a test moves the functions' clock instead of waiting. A re-sent
+    exchange of a device code is the same family within the rotation grace, and a used code once the
+    grace has passed, by the stack's clock; the tokens it issues are dated by that clock."""
+    stack = clocked_stack.info
+    grace = rotation_grace_seconds()
+    started = device_code(stack)
+    approve(stack, clocked_stack.id_token(), started["user_code"])
+    first = exchange_over_oauth(stack, started["device_code"])
+    assert first.status_code == 200, first.text
+    clocked_stack.advance(grace - 2)  # still within the grace
+    again = exchange_over_oauth(stack, started["device_code"])
+    assert again.status_code == 200, again.text
+    assert again.json()["refresh_token"] == first.json()["refresh_token"]
+    clocked_stack.advance(3)  # past it
+    used = exchange_over_oauth(stack, started["device_code"])
+    assert used.status_code == 400, used.text
+    assert used.json()["error"] == "invalid_grant"
+
+    wall_before = time.time()
+    refreshed = requests.post(
+        f"{stack.api_url}/auth/refresh",
+        json={"refresh_token": first.json()["refresh_token"]},
+        timeout=TIMEOUT,
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    stack_now = clocked_stack.now()
+    claims = verified_access_token(stack, refreshed.json()["access_token"], now=stack_now)
+    assert int(wall_before) + grace + 1 <= claims["iat"] <= stack_now  # dated by the stack's clock
+
+
+def test_the_clock_moves_only_when_a_test_asks() -> None:
+    """`make serve` runs on the wall clock: the clock file is off unless asked for, and the layer
+    that ships knows nothing of it."""
+    from local.serve import parse_args
+
+    assert parse_args([]).clock_file is None
+    assert parse_args(["--clock-file", "/tmp/x"]).clock_file == Path("/tmp/x")
+    stack = LocalStack()
+    assert stack.clock_file is None and stack.clock_offset() == 0.0
+    with pytest.raises(RuntimeError, match="no clock file"):
+        stack.advance_clock(1)
+    for source in (ROOT / "layers").rglob("*.py"):
+        text = source.read_text()
+        assert "FileClock" not in text and "clock_file" not in text, source
 
 
 def test_the_product_exchange_over_http(stack: StackInfo, id_token: str) -> None:
@@ -469,8 +508,9 @@ def test_a_forged_token_with_good_claims_reaches_the_function(
         headers=bearer(forge()),
         timeout=TIMEOUT,
     )
-    assert response.status_code == 404  # the function's: no pending request has that code
-    assert response.json()["type"] == "not_found"
+    # The function's own answer: the forged person belongs to no organization, so may decide nothing.
+    assert response.status_code == 403, response.text
+    assert response.json()["type"] == "access_denied"
     assert access_log.lines()[-1].endswith("DeviceVerificationFunction")
 
 
@@ -540,7 +580,6 @@ def test_a_busy_port_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        started = time.monotonic()
         process = _serve(
             "--port",
             str(port),
@@ -554,7 +593,18 @@ def test_a_busy_port_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
     assert err.strip().splitlines() == [f"error: port {port} is already in use on 127.0.0.1"]
     assert out == ""
     assert not (tmp_path / "serve.json").exists()
-    assert time.monotonic() - started < 30  # it fails before starting anything
+
+
+def test_a_busy_port_fails_before_anything_starts() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        stack = LocalStack(port=port)
+        with pytest.raises(PortUnavailable, match=f"^port {port} is already in use on 127.0.0.1$"):
+            stack.start()
+    assert stack.pids() == []  # neither the AWS endpoint nor any execution environment
+    assert stack.info is None
 
 
 @pytest.mark.parametrize("port", ["70000", "-1", "http"])

@@ -4,18 +4,20 @@ error row of the contract these routes can produce."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import jwt
 import pytest
 
-from authcore import tokens
+from authcore import runtime, tokens
 from authcore.clock import Manual
-from tests.conftest import GRACE, ISSUER, TABLE, Api
+from tests.conftest import GRACE, ISSUER, SECRET, TABLE, Api
 from tests.integration.contract import assert_error_in
-from tests.support import aws
+from tests.support import aws, jwt_check
 from tests.support.aws import Seed
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -50,10 +52,11 @@ def grant_of(code: str) -> str:
     return code.split("_")[1]
 
 
-def jwks_keys(api: Api) -> dict[str, Any]:
+def jwks(api: Api) -> dict[str, Any]:
+    """The JWKS document the discovery function serves."""
     result = api.call("GET", "/.well-known/jwks.json")
     assert result.status == 200
-    return {k["kid"]: jwt.PyJWK(k).key for k in result.json()["keys"]}
+    return result.json()  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------- device authorization
@@ -266,18 +269,49 @@ def test_product_exchange_answer_field_by_field(api: Api, account: Seed) -> None
     assert body["refresh_token"].startswith("rt_") and len(body["refresh_token"]) >= 3 + 43
     assert body["user"] == {"id": "user-1", "email": "ada@example.com", "name": "Ada Lovelace"}
     assert body["organization"] == {"id": "acme", "name": "Acme Corp", "role": "admin"}
-    header = jwt.get_unverified_header(body["access_token"])
-    assert header["alg"] == "ES256" and header["typ"] == "at+jwt"
-    claims = jwt.decode(
-        body["access_token"],
-        jwks_keys(api)[header["kid"]],
-        algorithms=["ES256"],
-        audience=ISSUER,
-        issuer=ISSUER,
-    )
+    claims = jwt_check.verify_access_token(body["access_token"], jwks(api), issuer=ISSUER, audience=ISSUER)
     assert claims["sub"] == "user-1" and claims["org_id"] == "acme" and claims["client_id"] == "demo-cli"
     assert claims["scope"] == "read write" and claims["sid"] == grant_of(started["device_code"])
     assert claims["exp"] - claims["iat"] == 3600 and claims["jti"]
+
+
+def test_the_tests_token_check_refuses_what_a_resource_server_must(api: Api, account: Seed) -> None:
+    """tests/support/jwt_check.py, which every test that checks a token relies on, can fail: a real
+    token passes, and each way a token can be wrong for a resource server is refused."""
+    token = api.signed_in(account)["access_token"]
+    published = jwks(api)
+    claims = jwt_check.verify_access_token(token, published, issuer=ISSUER, audience=ISSUER)
+    keys = aws.keyset(SECRET)
+    header = {"kid": keys.signing_kid, "typ": "at+jwt"}
+
+    def signed(changes: dict[str, Any], **headers: Any) -> str:
+        body = {k: v for k, v in {**claims, **changes}.items() if v is not None}
+        return jwt.encode(body, keys.signing_key, algorithm="ES256", headers={**header, **headers})
+
+    assert jwt_check.verify_access_token(signed({}), published, issuer=ISSUER, audience=ISSUER) == claims
+    refused: dict[str, tuple[str, dict[str, str]]] = {
+        "another issuer": (signed({"iss": "https://elsewhere.example"}), {}),
+        "another audience": (signed({"aud": "https://elsewhere.example"}), {}),
+        "checked for another issuer": (token, {"issuer": "https://elsewhere.example"}),
+        "checked for another audience": (token, {"audience": "https://elsewhere.example"}),
+        "not at+jwt": (signed({}, typ="JWT"), {}),
+        "no sid": (signed({"sid": None}), {}),
+        "no client_id": (signed({"client_id": None}), {}),
+        "no jti": (signed({"jti": None}), {}),
+        "expired": (signed({"exp": claims["iat"] - 1, "iat": claims["iat"] - 3601}), {}),
+        "issued in the future": (signed({"iat": claims["iat"] + 600, "nbf": claims["iat"] + 600}), {}),
+        "an unknown key": (signed({}, kid="someone-else"), {}),
+        "HS256 keyed with nothing": (
+            jwt.encode(claims, "x" * 32, algorithm="HS256", headers={**header, "alg": "HS256"}),
+            {},
+        ),
+        "a tampered payload": (token.rsplit(".", 1)[0][:-4] + "AAAA." + token.rsplit(".", 1)[1], {}),
+    }
+    for case, (bad, overrides) in refused.items():
+        expected = {"issuer": ISSUER, "audience": ISSUER, **overrides}
+        with pytest.raises((AssertionError, jwt.PyJWTError)):
+            jwt_check.verify_access_token(bad, published, **expected)
+            pytest.fail(f"{case}: accepted")
 
 
 def test_oauth_exchange_answer_field_by_field(api: Api, account: Seed, clock: Manual) -> None:
@@ -292,8 +326,10 @@ def test_oauth_exchange_answer_field_by_field(api: Api, account: Seed, clock: Ma
     body = result.json()
     assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
     assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["scope"] == "read write"
-    header = jwt.get_unverified_header(body["access_token"])
-    jwt.decode(body["access_token"], jwks_keys(api)[header["kid"]], algorithms=["ES256"], audience=ISSUER)
+    claims = jwt_check.verify_access_token(
+        body["access_token"], jwks(api), issuer=ISSUER, audience=ISSUER, now=clock()
+    )
+    assert claims["iat"] == clock() and claims["exp"] == clock() + 3600  # dated by the service's clock
     # re-sent at once (its answer was lost): the same family, the same refresh token
     again = api.call("POST", "/oauth/token", form=form)
     assert again.status == 200 and again.json()["refresh_token"] == body["refresh_token"], again.text
@@ -458,3 +494,78 @@ def test_a_cognito_access_token_is_not_a_signed_in_person(api: Api, account: See
     )
     assert_product_error(result, 401, "unauthorized")
     assert api.approve(started["user_code"], {**account.user, "token_use": "id"}).status == 200
+
+
+# ---------------------------------------------------------------- lost answers (botocore's retries)
+
+
+class LostAnswersOn(aws.LostAnswers):
+    """`aws.LostAnswers`, only for the calls `which` picks out (by their parameters): a request makes
+    several calls of one operation, and the test loses the answer of one of them."""
+
+    def __init__(self, operation: str, which: Callable[[dict[str, Any]], bool], times: int = 1) -> None:
+        super().__init__(operation, times)
+        self.which = which
+
+    def __call__(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        if model.name == self.operation and self.which(params):
+            super().__call__(params=params, model=model, **kwargs)
+
+
+@contextlib.contextmanager
+def lose_answers_of(operation: str, which: Callable[[dict[str, Any]], bool]) -> Iterator[LostAnswersOn]:
+    hook = LostAnswersOn(operation, which)
+    events = runtime.store().client.meta.events
+    event = f"before-parameter-build.dynamodb.{operation}"
+    events.register_first(event, hook)
+    try:
+        yield hook
+    finally:
+        events.unregister(event, hook)
+
+
+def decision_write(params: dict[str, Any]) -> bool:
+    """The decision's conditional write on the grant (not the wrong-code counter's updates)."""
+    return str(params["Key"]["pk"]["S"]).startswith("GRANT#") and "decided_at" in params["UpdateExpression"]
+
+
+def poll_write(params: dict[str, Any]) -> bool:
+    """A pending poll's conditional write that records when it was accepted."""
+    return str(params["Key"]["pk"]["S"]).startswith("GRANT#") and "last_poll_at" in params["UpdateExpression"]
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+def test_a_lost_decision_answer_is_the_persons_own_decision(api: Api, account: Seed, decision: str) -> None:
+    started = api.device_code()
+    with lose_answers_of("UpdateItem", decision_write) as lost:
+        result = api.call(
+            "POST",
+            "/oauth/device/verify",
+            body={"user_code": started["user_code"], "decision": decision},
+            claims=account.user,
+        )
+    assert lost.lost == 1  # the decision was applied once, out of band, before the retry went
+    expected = {"approve": "approved", "deny": "denied"}[decision]
+    assert result.status == 200, result.text
+    assert result.json() == {"status": expected}
+
+
+def test_a_lost_decision_answer_is_decided_all_the_same(api: Api, account: Seed) -> None:
+    """Whatever the person is told, the decision that DynamoDB applied stands: the code redeems."""
+    started = api.device_code()
+    with lose_answers_of("UpdateItem", decision_write) as lost:
+        api.approve(started["user_code"], account.user)
+    assert lost.lost == 1
+    assert api.exchange(started["device_code"]).status == 200
+
+
+def test_a_lost_poll_answer_is_not_polling_too_fast(api: Api, clock: Manual) -> None:
+    started = api.device_code()
+    form = {"grant_type": DEVICE_GRANT, "device_code": started["device_code"], "client_id": "demo-cli"}
+    assert_oauth_error(api.call("POST", "/oauth/token", form=form), "authorization_pending")
+    clock.advance(started["interval"])
+    with lose_answers_of("UpdateItem", poll_write) as lost:
+        second = api.call("POST", "/oauth/token", form=form)
+    assert lost.lost == 1
+    body = assert_oauth_error(second, "authorization_pending")
+    assert "interval" not in body or body["interval"] == started["interval"]

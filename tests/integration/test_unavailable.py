@@ -51,9 +51,20 @@ def test_oauth_routes_answer_503_with_retry_after(
 ) -> None:
     result = api.call(method, path, **kwargs)
     assert_error(result, method=method, path=path, status=503, error="temporarily_unavailable")
-    assert int(result.headers.get("retry-after", "0")) >= 1, result.headers
+    assert result.headers["retry-after"] == "1", result.headers  # the renderer's default: none was given
 
 
 def test_product_route_answers_502(api: Api, broken_keys: aws.Seed) -> None:
     result = api.call("POST", "/auth/refresh", body={"refresh_token": UNKNOWN_RT})
     assert_error(result, method="POST", path="/auth/refresh", status=502, error="bad_gateway")
+    assert result.headers["retry-after"] == "1"
+
+
+def test_legacy_route_answers_500(api: Api, broken_keys: aws.Seed) -> None:
+    """The legacy envelope has no 503: a dependency failure is its 500, temporarily_unavailable."""
+    result = api.call(
+        "GET",
+        "/oauth/token",
+        query={"grant_type": "refresh_token", "refresh_token": UNKNOWN_RT, "client_id": "demo-cli"},
+    )
+    assert_error(result, method="GET", path="/oauth/token", status=500, error="temporarily_unavailable")

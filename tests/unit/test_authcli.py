@@ -1,6 +1,9 @@
 """The reference CLI (authcli) against a scripted HTTP server of its own: each test says what the
 server answers, runs a command, and checks what the user sees, what went over the wire and when, and
-what was left on disk."""
+what was left on disk.
+
+Nothing here waits for real: the CLI gets a clock of the test's (`FakeTime`), whose `sleep` records the
+wait and moves the clock. The server stamps each request with that clock, so "when" is exact."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import pytest
 
 from authcli import __version__, credentials
 from authcli.cli import main
+from authcli.console import TICK, Clock
 from authcli.credentials import Credentials, Organization, User
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,13 +39,34 @@ ORG = {"id": "org-1", "name": "Analytical Engines", "role": "admin"}
 # ------------------------------------------------------------------------------------------- fake server
 
 
+class FakeTime:
+    """The CLI's clock in these tests: `sleep` records how long the CLI asked to wait and moves the
+    clock by that much, at once."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+        self.start = start
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, seconds
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> Clock:
+        return Clock(monotonic=self.monotonic, sleep=self.sleep)
+
+
 @dataclass(frozen=True)
 class Hit:
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
-    at: float  # time.monotonic() on arrival
+    at: float  # the CLI's (fake) clock on arrival
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -52,7 +77,7 @@ class Answer:
     status: int
     body: Any  # dict -> JSON; str -> sent as is
     headers: tuple[tuple[str, str], ...] = ()
-    delay: float = 0.0
+    gate: threading.Event | None = None  # answer only once the test sets it
 
 
 def problem(status: int, type_: str, message: str = "", **headers: str) -> Answer:
@@ -71,7 +96,9 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.hits: list[Hit] = []
+        self.arrived = threading.Condition()
         self.scripts: dict[tuple[str, str], list[Answer]] = {}
+        self.time = FakeTime()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -87,7 +114,7 @@ class FakeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.script("GET", "/.well-known/oauth-authorization-server", Answer(200, self.metadata()))
 
     def metadata(self) -> dict[str, str]:
@@ -105,13 +132,16 @@ class FakeServer:
         self.scripts[(method, path)] = list(answers)
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
-        at = time.monotonic()
+        at = self.time.monotonic()
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length) if length else b""
-        self.hits.append(Hit(req.command, req.path, dict(req.headers.items()), body, at))
+        with self.arrived:
+            self.hits.append(Hit(req.command, req.path, dict(req.headers.items()), body, at))
+            self.arrived.notify_all()
         queue = self.scripts.get((req.command, req.path))
         answer = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else problem(404, "not_found")
-        time.sleep(answer.delay)
+        if answer.gate is not None:
+            assert answer.gate.wait(timeout=30), "the test never released this answer"
         raw = answer.body.encode() if isinstance(answer.body, str) else json.dumps(answer.body).encode()
         req.send_response(answer.status)
         req.send_header("Content-Type", "text/html" if isinstance(answer.body, str) else "application/json")
@@ -123,6 +153,11 @@ class FakeServer:
 
     def to(self, path: str) -> list[Hit]:
         return [h for h in self.hits if h.path == path]
+
+    def wait_for(self, path: str, count: int, timeout: float = 30) -> None:
+        """Until `count` requests to `path` have arrived (bounded)."""
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.to(path)) >= count, timeout), self.hits
 
     def __enter__(self) -> FakeServer:
         self.thread.start()
@@ -203,14 +238,18 @@ class Terminal(io.StringIO):
         return True
 
 
-def run(*argv: str, out: io.StringIO | None = None) -> Run:
+def run(*argv: str, out: io.StringIO | None = None, clock: FakeTime | None = None) -> Run:
     stdout, stderr = out or io.StringIO(), io.StringIO()
-    code = main(list(argv), out=stdout, err=stderr)
+    code = main(list(argv), out=stdout, err=stderr, clock=clock.clock() if clock else None)
     return Run(code, stdout.getvalue(), stderr.getvalue())
 
 
-def login(server: FakeServer, *extra: str) -> Run:
-    return run("login", "--server", server.url, "--client-id", CLIENT, "--no-browser", *extra)
+def login(server: FakeServer, *extra: str, out: io.StringIO | None = None) -> Run:
+    """`login` against the fake server, on the server's fake clock."""
+    return run(
+        "login", "--server", server.url, "--client-id", CLIENT, "--no-browser", *extra, out=out,
+        clock=server.time,
+    )  # fmt: skip
 
 
 def store(server: FakeServer, expires_in: float = 3600, refresh: str = "rt-old") -> Path:
@@ -261,7 +300,9 @@ def test_login_waits_for_approval_and_saves_private_credentials(server: FakeServ
     polls = server.to("/auth/device/exchange")
     assert len(polls) == 2
     assert polls[0].json() == {"device_code": "dc_grant_secret", "client_id": CLIENT}
-    assert polls[1].at - polls[0].at >= 1.0
+    # the announced interval (1 s) before the first poll and between the two, no more, no less
+    assert [p.at - server.time.start for p in polls] == [1.0, 2.0]
+    assert server.time.sleeps == [1.0, 1.0]
     for hit in server.hits:
         assert hit.headers["X-Client-Version"] == __version__
         assert hit.headers["User-Agent"].startswith(f"authcli/{__version__} ")
@@ -281,20 +322,57 @@ def test_login_waits_for_approval_and_saves_private_credentials(server: FakeServ
 
 
 def test_slow_down_makes_the_cli_poll_less_often(server: FakeServer, config: Path) -> None:
+    """The product API says the new interval in Retry-After: the CLI waits that long from then on."""
     server.script("POST", "/oauth/device/code", device_code(interval=1))
     server.script(
         "POST",
         "/auth/device/exchange",
-        problem(429, "slow_down", "Polling too fast.", Retry_After="2"),
+        problem(429, "slow_down", "Polling too fast.", Retry_After="7"),
+        PENDING,
         tokens(),
     )
-    started = time.monotonic()
     result = login(server)
 
     assert result.code == 0, result.err
-    first, second = server.to("/auth/device/exchange")
-    assert 1.0 <= first.at - started < 1.9  # the announced interval, not faster
-    assert second.at - first.at >= 2.0  # the new interval from Retry-After
+    assert server.time.sleeps == [1.0, 7.0, 7.0]  # the announced interval, then the new one, kept
+    assert [p.at - server.time.start for p in server.to("/auth/device/exchange")] == [1.0, 8.0, 15.0]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        problem(429, "slow_down", "Polling too fast."),  # says no interval
+        problem(429, "slow_down", "Polling too fast.", Retry_After="1"),  # says no longer one
+        Answer(400, {"error": "slow_down", "error_description": "Polling too fast."}),  # OAuth dialect
+    ],
+    ids=["no-retry-after", "retry-after-not-longer", "oauth-without-interval"],
+)
+def test_slow_down_without_a_longer_interval_adds_five_seconds(
+    server: FakeServer, config: Path, answer: Answer
+) -> None:
+    """RFC 8628 §3.5: on slow_down, the interval grows by 5 s, for this and every later poll."""
+    server.script("POST", "/oauth/device/code", device_code(interval=2))
+    server.script("POST", "/auth/device/exchange", answer, answer, PENDING, tokens())
+    result = login(server)
+
+    assert result.code == 0, result.err
+    assert server.time.sleeps == [2.0, 7.0, 12.0, 12.0]
+
+
+def test_slow_down_in_the_oauth_dialect_takes_the_interval_from_the_body(
+    server: FakeServer, config: Path
+) -> None:
+    server.script("POST", "/oauth/device/code", device_code(interval=1))
+    server.script(
+        "POST",
+        "/auth/device/exchange",
+        Answer(400, {"error": "slow_down", "error_description": "Too fast.", "interval": 9}),
+        tokens(),
+    )
+    result = login(server)
+
+    assert result.code == 0, result.err
+    assert server.time.sleeps == [1.0, 9.0]
 
 
 def test_transient_server_failure_while_polling_is_retried(server: FakeServer, config: Path) -> None:
@@ -303,8 +381,24 @@ def test_transient_server_failure_while_polling_is_retried(server: FakeServer, c
     result = login(server)
 
     assert result.code == 0, result.err
-    assert "DynamoDB failed" in result.err and "Trying again" in result.err
+    assert "DynamoDB failed" in result.err and "Trying again in 1 s" in result.err
     assert len(server.to("/auth/device/exchange")) == 2
+    assert server.time.sleeps == [1.0, 1.0]
+
+
+def test_transient_failures_back_off_and_then_give_up(server: FakeServer, config: Path) -> None:
+    """Each consecutive failure waits longer (the interval, or Retry-After when longer, times the number
+    of failures); after MAX_TRANSIENT of them the login ends."""
+    server.script("POST", "/oauth/device/code", device_code(interval=2))
+    server.script(
+        "POST", "/auth/device/exchange", problem(503, "temporarily_unavailable", "Busy.", Retry_After="3")
+    )
+    result = login(server)
+
+    assert result.code == 1
+    assert "The server refused the login: Busy." in result.err
+    assert server.time.sleeps == [2.0, 3.0, 6.0, 9.0]
+    assert len(server.to("/auth/device/exchange")) == 4
 
 
 @pytest.mark.parametrize(
@@ -342,14 +436,13 @@ def test_login_failures_say_one_thing_and_save_nothing(
 def test_code_that_runs_out_locally_ends_without_another_poll(server: FakeServer, config: Path) -> None:
     server.script("POST", "/oauth/device/code", device_code(expires_in=1, interval=5))
     server.script("POST", "/auth/device/exchange", PENDING)
-    started = time.monotonic()
     result = login(server)
 
     assert result.code == 1
     assert_one_line(result.err)
     assert "The code expired before the login was approved" in result.err
     assert server.to("/auth/device/exchange") == []
-    assert time.monotonic() - started < 2.5
+    assert server.time.sleeps == [1.0]  # until the code ran out, not the whole interval
 
 
 def test_terminal_gets_a_countdown_spinner_and_highlighted_code(
@@ -358,12 +451,14 @@ def test_terminal_gets_a_countdown_spinner_and_highlighted_code(
     monkeypatch.setenv("TERM", "xterm-256color")
     server.script("POST", "/oauth/device/code", device_code(expires_in=300))
     server.script("POST", "/auth/device/exchange", tokens())
-    result = run("login", "--server", server.url, "--client-id", CLIENT, "--no-browser", out=Terminal())
+    result = login(server, out=Terminal())
 
     assert result.code == 0, result.err
     assert "\x1b[1;33mWDJB-MJHT\x1b[0m" in result.out
     frames = [line for line in result.out.split("\r") if "Waiting for approval" in line]
-    assert len(frames) >= 5  # redrawn several times a second
+    # one frame per tick: the 1 s interval is waited in ticks, redrawing each time
+    assert server.time.sleeps == pytest.approx([TICK] * 10)
+    assert len(frames) == 10
     assert any(f.startswith("\x1b[K⠙ ") for f in frames)
     assert "code expires in 5:00" in result.out
     assert result.out.endswith("\n")
@@ -377,7 +472,7 @@ def test_defaults_come_from_serve_json(server: FakeServer, config: Path) -> None
     )
     server.script("POST", "/oauth/device/code", device_code())
     server.script("POST", "/auth/device/exchange", tokens())
-    result = run("login", "--no-browser")
+    result = run("login", "--no-browser", clock=server.time)
 
     assert result.code == 0, result.err
     assert "the local stack" in result.out
@@ -452,7 +547,8 @@ def test_ctrl_c_during_login_exits_130_cleanly(server: FakeServer, tmp_path: Pat
     for line in proc.stdout:
         if "Waiting for approval" in line:
             break
-    time.sleep(0.2)
+    # It is polling now: Python's SIGINT handler is in place long since, so Ctrl-C is a KeyboardInterrupt
+    # wherever it lands (waiting, or in a request).
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
 
@@ -507,15 +603,38 @@ def test_rotated_refresh_token_is_stored_before_the_access_token_is_printed(
     assert json.loads(file.read_text())["refresh_token"] == "rt-new"
 
 
+def blocked_in(thread: threading.Thread, function: str) -> bool:
+    """The thread is, right now, inside `function` of authcli.credentials (for `locked`: waiting for
+    the lock, as nothing else happens in its frame)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    return (
+        frame is not None
+        and frame.f_code.co_name == function
+        and frame.f_code.co_filename == credentials.__file__
+    )
+
+
 def test_concurrent_token_commands_refresh_once(server: FakeServer, config: Path) -> None:
+    """Three `token` commands see an expired token at once. The interleaving is forced: the first one's
+    refresh is held by the server until the other two are waiting for the lock (or, were there no lock,
+    have sent refreshes of their own); only then does it answer."""
     store(server, expires_in=0)
-    server.script("POST", "/auth/refresh", replace(tokens(access="at-new"), delay=0.3))
+    release = threading.Event()
+    server.script("POST", "/auth/refresh", replace(tokens(access="at-new"), gate=release))
     results: list[Run] = []
     threads = [threading.Thread(target=lambda: results.append(run("token"))) for _ in range(3)]
-    for t in threads:
+    threads[0].start()
+    server.wait_for("/auth/refresh", 1)  # the first holds the lock, its refresh in flight
+    for t in threads[1:]:
         t.start()
+    deadline = time.monotonic() + 30
+    while not all(blocked_in(t, "locked") for t in threads[1:]) and len(server.to("/auth/refresh")) < 3:
+        assert time.monotonic() < deadline, "the other commands neither waited for the lock nor refreshed"
+        threading.Event().wait(0.005)  # a bounded poll of the threads' state, not a timing
+    release.set()
     for t in threads:
-        t.join()
+        t.join(timeout=30)
+        assert not t.is_alive()
 
     assert [r.out for r in results] == ["at-new\n"] * 3
     assert len(server.to("/auth/refresh")) == 1
