@@ -63,9 +63,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers")]
 import boto3  # noqa: E402
 
 from authcore import runtime, tokens  # noqa: E402
+from local import lambda_host  # noqa: E402
 from local.lambda_host import LambdaContext, http_event, load_function  # noqa: E402
 from local.moto_server import MotoServer  # noqa: E402
 from tests.support import aws, forge  # noqa: E402
+from tests.support.idp import IDP  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BASELINE = "d"
@@ -94,7 +96,9 @@ ENV = {  # as tests/conftest.py's, with caches as a warm execution environment h
     # variant pays a Secrets Manager or client look-up that the others do not.
     "CLIENT_CACHE_SECONDS": "3600",
     "SECRET_CACHE_SECONDS": "3600",
+    **IDP.env,  # approvals sign the person in with an ID token of the tests' identity provider
 }
+lambda_host.SIGN_IN = IDP.bearer
 
 
 # ---------------------------------------------------------------- counting

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -62,6 +63,9 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+SIGN_IN: Callable[[dict[str, Any]], str] | None = None  # claims -> an Authorization header value
+
+
 def http_event(
     method: str,
     path: str,
@@ -76,8 +80,15 @@ def http_event(
     source_ip: str = "127.0.0.1",
     domain: str = "auth.example.test",
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event, as API Gateway builds it."""
+    """An API Gateway HTTP API (payload format 2.0) event, as API Gateway builds it.
+
+    ``claims``: sign a person in, with an ID token for these claims made by ``SIGN_IN`` (the tests install
+    their identity provider there) in `Authorization`, as the verification page sends it."""
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    if claims is not None:
+        if SIGN_IN is None:
+            raise RuntimeError("http_event(claims=...) needs an identity provider: set lambda_host.SIGN_IN")
+        hdrs.setdefault("authorization", SIGN_IN(claims))
     raw_body: bytes | None = None
     if form is not None:
         raw_body = urlencode(form).encode()
@@ -125,8 +136,6 @@ def http_event(
         event["queryStringParameters"] = params
     if cookies:
         event["cookies"] = cookies
-    if claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     if raw_body is not None:
         content_type = hdrs.get("content-type", "")
         if content_type.startswith(_TEXT_TYPES):

@@ -418,6 +418,8 @@ class LocalStack:
         self._secrets(sm, template, resolver)
         resolver.refs["HttpApi"] = "local"
         environment = self._function_environment(template, resolver, endpoint)
+        if environment.get("AUTH_ISSUER") == issuer:  # on AWS the issuer's discovery document says where
+            environment["AUTH_JWKS_URI"] = f"{endpoint}/{pool_id}/.well-known/jwks.json"
         keys_secret_id, jwks_secret_id = (self._secret_id(environment, n) for n in ("KEYS", "JWKS"))
         targets = self._targets(template, resolver)
         starting = _Background(lambda: self._start_environments(environment, targets), "functions")

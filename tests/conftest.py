@@ -18,6 +18,7 @@ from authcore import routes, runtime
 from local import lambda_host
 from local.lambda_host import HttpResult
 from tests.support import aws
+from tests.support.idp import IDP
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "tokens-test"
@@ -44,7 +45,9 @@ ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
     "CLIENT_CACHE_SECONDS": "0",
+    **IDP.env,  # people sign in to the verify routes with ID tokens of the tests' identity provider
 }
+lambda_host.SIGN_IN = IDP.bearer  # http_event(claims=...) signs the person in with a real ID token
 
 
 @pytest.fixture

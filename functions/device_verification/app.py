@@ -1,6 +1,7 @@
 """GET/POST /oauth/device/verify — the signed-in user sees, then approves or denies, a device request.
 
-Product dialect. The HTTP API's JWT authorizer has verified the user; its claims say who they are.
+Product dialect. The person's ID token (Authorization: Bearer) is verified here, not by an API Gateway
+authorizer, so that every answer, 401 included, is the canonical envelope.
 """
 
 from typing import Annotated

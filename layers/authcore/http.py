@@ -396,8 +396,7 @@ def cookie(app: APIGatewayHttpResolver, name: str) -> str | None:
     return None
 
 
-def signed_in_claims(app: APIGatewayHttpResolver) -> dict[str, Any] | None:
-    """The claims the HTTP API's JWT authorizer verified; None when there is no signed-in user."""
-    rc = app.current_event.get("requestContext") or {}
-    claims = ((rc.get("authorizer") or {}).get("jwt") or {}).get("claims")
-    return claims if isinstance(claims, dict) else None
+def signed_in_claims(app: APIGatewayHttpResolver) -> dict[str, Any]:
+    """The claims of the person's ID token (`Authorization: Bearer`), verified here rather than by an
+    API Gateway authorizer, so that a missing or bad token is the envelope's 401 (authcore.identity)."""
+    return runtime.identity().claims(header(app, "authorization"), clock.now())

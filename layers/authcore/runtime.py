@@ -17,6 +17,7 @@ from botocore.config import Config
 
 from authcore import errors, keyrotation
 from authcore.clients import ClientRegistry
+from authcore.identity import Verifier
 from authcore.observability import logger
 from authcore.settings import Settings, get_settings
 from authcore.store import Store
@@ -58,6 +59,17 @@ def store() -> Store:
 
 def clients() -> ClientRegistry:
     result: ClientRegistry = _once("clients", lambda: ClientRegistry(settings().client_cache_seconds))
+    return result
+
+
+def identity() -> Verifier:
+    """The verifier of people's ID tokens (its JWKS cached for the environment)."""
+
+    def build() -> Verifier:
+        s = settings()
+        return Verifier(s.auth_issuer, s.auth_audience, s.auth_jwks_uri)
+
+    result: Verifier = _once("identity", build)
     return result
 
 

@@ -41,12 +41,23 @@ class Settings(BaseModel):
     secret_cache_seconds: int = Field(default=300, ge=0)
     verify_attempts_limit: int = Field(default=10, ge=1)
     verify_attempts_window_seconds: int = Field(default=900, ge=10)
+    # The identity provider whose ID tokens sign people in to the verify routes (authcore.identity).
+    auth_issuer: str = ""
+    auth_audience: tuple[str, ...] = ()
+    auth_jwks_uri: str = ""
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("auth_audience", mode="before")
+    @classmethod
+    def _split_audiences(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(a.strip() for a in value.split(",") if a.strip())
         return value
 
     @field_validator("issuer", "verification_uri")

@@ -1,4 +1,4 @@
-"""The local stack (`make serve`) over real HTTP: routes from template.yaml, the JWT authorizer, the
+"""The local stack (`make serve`) over real HTTP: routes from template.yaml, signing in with an ID token, the
 issuer, a whole device flow, CORS, cookies, the access log, and the server's life cycle."""
 
 from __future__ import annotations
@@ -199,12 +199,14 @@ def test_a_route_added_to_the_template_is_routed_without_other_code() -> None:
     )
 
 
-def test_the_authorizer_trusts_the_issuer_moto_puts_in_its_tokens(stack: StackInfo, id_token: str) -> None:
-    """template.yaml's issuer, resolved for the local pool, is the `iss` of moto's Cognito ID tokens."""
+def test_the_verify_function_trusts_the_issuer_moto_puts_in_its_tokens(
+    stack: StackInfo, id_token: str
+) -> None:
+    """template.yaml's AUTH_ISSUER, resolved for the local pool, is the `iss` of moto's Cognito ID tokens."""
     template = tpl.load_template()
-    resolver = Resolver(template, refs={"UserPool": stack.user_pool_id})
-    configured = resolver.resolve(template["Resources"]["HttpApi"]["Properties"]["Auth"])
-    issuer = configured["Authorizers"]["UserJwtAuthorizer"]["JwtConfiguration"]["issuer"]
+    resolver = Resolver(template, refs={"UserPool": stack.user_pool_id})  # parameters default: Cognito
+    env = template["Resources"]["DeviceVerificationFunction"]["Properties"]["Environment"]["Variables"]
+    issuer = resolver.resolve(env["AUTH_ISSUER"])
     assert (
         jwt.decode(id_token, options={"verify_signature": False})["iss"] == issuer == stack.user_pool_issuer
     )
@@ -348,7 +350,7 @@ def test_a_binary_body_arrives_base64_encoded_and_is_refused_cleanly(stack: Stac
     assert response.json()["error"] == "invalid_request"
 
 
-# ---------------------------------------------------------------- the JWT authorizer
+# ---------------------------------------------------------------- signing in: the ID token, checked by the function
 
 
 @pytest.fixture(scope="module")
@@ -473,7 +475,7 @@ def _authorization(case: str, stack: StackInfo, forge: Callable[..., str], other
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("case", REJECTED)
-def test_the_verify_routes_answer_401_without_reaching_the_function(
+def test_the_verify_routes_answer_the_envelopes_401_for_a_bad_id_token(
     stack: StackInfo,
     access_log: AccessLog,
     forge: Callable[..., str],
@@ -492,16 +494,18 @@ def test_the_verify_routes_answer_401_without_reaching_the_function(
         timeout=TIMEOUT,
     )
     assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized"}  # API Gateway's, not the product dialect
+    body = response.json()  # the canonical envelope, not API Gateway's {"message": "Unauthorized"}
+    assert body["status"] == 401 and body["type"] == "unauthorized" and body["details"] == []
+    assert body["request_id"] and response.headers["cache-control"] == "no-store"
     last = access_log.lines()[-1]
     assert f'"{method} /oauth/device/verify" 401' in last
-    assert "DeviceVerificationFunction" not in last
+    assert last.endswith("DeviceVerificationFunction")  # the function checked it
 
 
 def test_a_forged_token_with_good_claims_reaches_the_function(
     stack: StackInfo, access_log: AccessLog, forge: Callable[..., str]
 ) -> None:
-    """The control for the cases above: the same forging, valid claims, gets through the authorizer."""
+    """The control for the cases above: the same forging, valid claims, passes the token checks."""
     response = requests.get(
         f"{stack.api_url}/oauth/device/verify",
         params={"user_code": "BCDF-GHJK"},

@@ -376,10 +376,9 @@ def test_base64_encoded_form_is_read(api: Api, account: aws.Seed, route: Route) 
 )
 @pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_bad_base64_body(api: Api, account: aws.Seed, route: Route, payload: str) -> None:
-    event = http_event(route.method, route.path, headers={"content-type": JSON}, body="{}")
+    claims = fresh_user() if route.signed_in else None
+    event = http_event(route.method, route.path, headers={"content-type": JSON}, body="{}", claims=claims)
     event |= {"body": payload, "isBase64Encoded": True}
-    if route.signed_in:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": fresh_user(), "scopes": None}}
     judge(api.send(event), event, route, INVALID)
 
 

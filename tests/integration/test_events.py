@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from local.lambda_host import HttpResult, http_event
 from tests.conftest import ISSUER, ROUTES, Api
 from tests.integration.contract import assert_common, assert_error, assert_legacy_headers, shared_account
 from tests.support import aws
+from tests.support.idp import IDP
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FILES = sorted(p.name for p in EVENTS.glob("*.json"))
@@ -255,6 +257,7 @@ EXPECTED: dict[str, Case] = {
     # GET /oauth/device/verify (product dialect)
     "verify_get.success.json": Case(200, check=_verify_info, setup=P),
     "verify_get.missing_claims.json": Case(401, "unauthorized", setup=P),
+    "verify_get.bad_id_token.json": Case(401, "unauthorized", setup=P),
     "verify_get.missing_user_code.json": Case(422, "validation_error", loc=["query", "user_code"]),
     "verify_get.unknown_user_code.json": Case(404, "not_found"),
     # POST /oauth/device/verify (product dialect)
@@ -263,6 +266,7 @@ EXPECTED: dict[str, Case] = {
     "verify_post.deny.json": Case(200, check=_decided("denied"), setup=P),
     "verify_post.bad_body.json": Case(400, "invalid_request"),
     "verify_post.missing_claims.json": Case(401, "unauthorized", setup=P),
+    "verify_post.expired_id_token.json": Case(401, "unauthorized", setup=P),
     "verify_post.validation_error.json": Case(422, "validation_error", loc=["body", "decision"], setup=P),
     "verify_post.organization_required.json": Case(
         422, "validation_error", loc=["body", "organization_id"], setup=P
@@ -323,7 +327,12 @@ EXPECTED: dict[str, Case] = {
 def prepare(api: Api, seed: aws.Seed, setup: str | None) -> State:
     """Live values for the placeholders: a pending or approved device request of demo-cli, a signed-in
     session's refresh token, or a refresh token already rotated out twice (and its family's current one)."""
-    state: State = {"client_secret": seed.confidential_secret}
+    state: State = {
+        "client_secret": seed.confidential_secret,
+        "id_token": IDP.token(seed.user),
+        "multi_user_id_token": IDP.token(seed.multi_user),
+        "expired_id_token": IDP.token(seed.user, now=int(time.time()) - 7200),
+    }
     if setup in ("pending", "approved"):
         started = api.device_code()
         state |= {"device_code": started["device_code"], "user_code": started["user_code"]}
@@ -427,7 +436,7 @@ def test_event_is_an_http_api_payload_v2(name: str) -> None:
             "queryStringParameters",
         }
     ), sorted(event)
-    assert set(event["requestContext"]) - {"authorizer"} == set(reference["requestContext"])
+    assert set(event["requestContext"]) == set(reference["requestContext"])
     assert event["version"] == "2.0"
     assert event["routeKey"] == event["requestContext"]["routeKey"] == f"{method} {path}"
     assert event["requestContext"]["http"]["path"] == path
@@ -438,8 +447,11 @@ def test_event_is_an_http_api_payload_v2(name: str) -> None:
         base64.b64decode(event["body"], validate=True)
     if event["rawQueryString"]:
         assert "queryStringParameters" in event
-    if "authorizer" in event["requestContext"]:
-        assert isinstance(event["requestContext"]["authorizer"]["jwt"]["claims"], dict)
+    assert (
+        "authorizer" not in event["requestContext"]
+    )  # people sign in with an ID token, checked by the function
+    if path in {r[1] for r in ROUTES if r[1] == "/oauth/device/verify"} and "missing_claims" not in name:
+        assert event["headers"]["authorization"].startswith("Bearer ")
 
 
 @pytest.mark.parametrize("name", FILES)

@@ -165,19 +165,40 @@ def test_the_handlers_the_tests_invoke_are_the_ones_the_template_routes_to(
     assert {route: routed.get(route) for route in TESTED_ROUTES} == TESTED_ROUTES
 
 
-def test_only_the_verify_routes_use_the_jwt_authorizer(specs: dict[str, FunctionSpec]) -> None:
+def test_no_route_has_an_api_gateway_authorizer(
+    template: dict[str, Any], specs: dict[str, FunctionSpec]
+) -> None:
+    """An authorizer answers 401 itself ({"message":"Unauthorized"}), outside the contract: the signed-in
+    routes verify the ID token in the function instead (authcore.identity)."""
     routes: list[Route] = [r for spec in specs.values() for r in spec.routes]
-    assert {(r.method, r.path) for r in routes if r.uses_jwt_authorizer} == JWT_ROUTES
-
-
-def test_jwt_authorizer_reads_the_authorization_header(template: dict[str, Any]) -> None:
+    assert [(r.method, r.path) for r in routes if r.uses_jwt_authorizer] == []
     apis = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::HttpApi"]
-    assert len(apis) == 1
-    auth = apis[0]["Properties"]["Auth"]
-    assert "DefaultAuthorizer" not in auth
-    (authorizer,) = auth["Authorizers"].values()
-    assert authorizer["IdentitySource"] == "$request.header.Authorization"
-    assert set(authorizer["JwtConfiguration"]) == {"issuer", "audience"}
+    assert len(apis) == 1 and "Auth" not in apis[0]["Properties"]
+
+
+def test_the_signed_in_routes_function_knows_the_identity_provider(
+    template: dict[str, Any], specs: dict[str, FunctionSpec]
+) -> None:
+    """The same issuer and audience the JWT authorizer had: the stack's user pool and its app client by
+    default, AuthIssuer and AuthAudience when set."""
+    (function,) = {ROUTES[route] for route in JWT_ROUTES}
+    env = specs[function].environment
+    assert env["AUTH_ISSUER"] == {
+        "Fn::If": [
+            "UseCognito",
+            {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"},
+            {"Ref": "AuthIssuer"},
+        ]
+    }
+    assert env["AUTH_AUDIENCE"] == {
+        "Fn::If": [
+            "HasAuthAudience",
+            {"Ref": "AuthAudience"},
+            {"Fn::If": ["UseCognito", {"Ref": "UserPoolClient"}, ""]},
+        ]
+    }
+    others = [s for name, s in specs.items() if name != function]
+    assert all("AUTH_ISSUER" not in s.environment for s in others)
 
 
 def test_every_route_uses_payload_format_2(template: dict[str, Any]) -> None:
