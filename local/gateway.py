@@ -68,7 +68,7 @@ class Target:
 
     @property
     def route_key(self) -> str:
-        return f"{self.method} {self.path}"
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
 
 
 class Router:
@@ -77,11 +77,15 @@ class Router:
 
     def __init__(self, targets: Iterable[Target]) -> None:
         self._routes: list[tuple[tuple[int, int, int], re.Pattern[str], Target]] = []
+        self.default: Target | None = None  # the $default route: every request no other route matches
         seen: set[str] = set()
         for target in targets:
             if target.route_key in seen:
                 raise ValueError(f"route {target.route_key} is defined twice")
             seen.add(target.route_key)
+            if target.route_key == "$default":
+                self.default = target
+                continue
             pattern, params, greedy = _compile(target.path)
             rank = (1 if greedy else 0, params, 1 if target.method == "ANY" else 0)
             self._routes.append((rank, pattern, target))
@@ -98,7 +102,7 @@ class Router:
             found = pattern.fullmatch(path)
             if found:
                 return target, found.groupdict()
-        return None
+        return (self.default, {}) if self.default is not None else None
 
 
 def _compile(path: str) -> tuple[re.Pattern[str], int, bool]:
@@ -499,6 +503,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.server.access_log(line)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, PROPFIND, ...) goes to the routes too, as API Gateway sends it to the
+        $default route, rather than the standard library's 501 page."""
+        if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
+            return self._serve
+        raise AttributeError(name)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # replaced by _access_line

@@ -154,6 +154,9 @@ def _require_literal(value: Any, what: str) -> None:
             _require_literal(item, what)
 
 
+DEFAULT_ROUTE = "$default"  # what API Gateway calls the route of every request no other route matches
+
+
 class Route(NamedTuple):
     method: str
     path: str
@@ -201,6 +204,9 @@ def _routes(events: dict[str, Any], jwt: dict[str, set[str]], default: dict[str,
         # An event's own Authorizer wins over the API's DefaultAuthorizer; "NONE" switches it off.
         authorizer = properties.get("Auth", {}).get("Authorizer", default.get(key))
         uses_jwt = authorizer is not None and authorizer in jwt.get(key, set())
+        if "Method" not in properties and "Path" not in properties:  # SAM: the API's $default route
+            routes.append(Route("ANY", DEFAULT_ROUTE, uses_jwt))
+            continue
         routes.append(Route(properties["Method"].upper(), properties["Path"], uses_jwt))
     return routes
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from authcore.clients import DEVICE_GRANT, REFRESH_GRANT
-from authcore.routes import ROUTES
+from authcore.routes import DOCUMENTED
 from authcore.tokens import SIGNING_ALGORITHM
 
 
 def metadata(issuer: str, verification_uri: str) -> dict[str, Any]:
     # every published route (routes.ROUTES); the product's own under non-standard names (RFC 8414 §2)
-    endpoints = {r.metadata: f"{issuer}{r.path}" for r in ROUTES if r.metadata}
+    endpoints = {r.metadata: f"{issuer}{r.path}" for r in DOCUMENTED if r.metadata}
     return {
         "issuer": issuer,
         **endpoints,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Dialect = Literal["oauth", "product", "legacy", "none", "html"]
+DEFAULT = "$default"  # API Gateway's route for every request that no other route matches
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Route:
     @property
     def key(self) -> str:
         """API Gateway's route key, as in the event's `routeKey`."""
-        return f"{self.method} {self.path}"
+        return DEFAULT if self.path == DEFAULT else f"{self.method} {self.path}"
 
 
 ROUTES: tuple[Route, ...] = (
@@ -44,7 +45,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/.well-known/oauth-authorization-server", "discovery", "DiscoveryFunction", "none"),
     Route("GET", "/.well-known/jwks.json", "discovery", "DiscoveryFunction", "none", "jwks_uri"),
     Route("GET", "/device", "web", "WebFunction", "html"),
+    # Unknown paths and methods: 404 not_found in the dialect of where they were sent, never API
+    # Gateway's {"message":"Not Found"}.
+    Route("ANY", DEFAULT, "discovery", "DiscoveryFunction", "product"),
 )  # fmt: skip
+DOCUMENTED = tuple(r for r in ROUTES if r.path != DEFAULT)  # the routes a client can name
 
 BY_KEY: dict[str, Route] = {r.key: r for r in ROUTES}
 
@@ -54,7 +59,7 @@ def dialect(route_key: str | None, method: str, path: str) -> Dialect:
     or an unknown method) answers in the dialect of where it was sent: OAuth under /oauth/ (but the
     verify routes), the product envelope elsewhere."""
     route = BY_KEY.get(route_key or "") or BY_KEY.get(f"{method.upper()} {path}")
-    if route is not None:
+    if route is not None and route.path != DEFAULT:
         return route.dialect
     if path.startswith("/oauth/") and not path.startswith("/oauth/device/verify"):
         return "oauth"

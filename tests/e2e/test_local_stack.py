@@ -142,25 +142,41 @@ def test_the_stack_info_has_every_serve_json_key(stack: StackInfo) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/nope"), ("GET", "/oauth"), ("DELETE", "/oauth/token"), ("GET", "/oauth/device/code")],
+    ("method", "path", "dialect"),
+    [
+        ("GET", "/nope", "product"),
+        ("GET", "/oauth", "product"),
+        ("DELETE", "/oauth/token", "oauth"),
+        ("GET", "/oauth/device/code", "oauth"),
+        ("TRACE", "/auth/refresh", "product"),
+        ("PROPFIND", "/oauth/revoke", "oauth"),
+    ],
 )
-def test_an_unknown_route_is_api_gateways_404(
-    stack: StackInfo, access_log: AccessLog, method: str, path: str
+def test_an_unknown_route_or_method_reaches_the_default_route(
+    stack: StackInfo, access_log: AccessLog, method: str, path: str, dialect: str
 ) -> None:
+    """As API Gateway does, every request no route matches goes to the $default route (the discovery
+    function), which answers the contract's 404, never {"message":"Not Found"} nor a 501 page."""
     response = requests.request(method, f"{stack.api_url}{path}", timeout=TIMEOUT)
     assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
-    assert response.headers["apigw-requestid"]
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    if dialect == "oauth":
+        assert body["error"] == "invalid_request"
+    else:
+        assert body["type"] == "not_found" and body["request_id"] == response.headers["apigw-requestid"]
     last = access_log.lines()[-1]
     assert f'"{method} {path}" 404' in last
-    assert not last.endswith("Function")
+    assert last.endswith("DiscoveryFunction")
 
 
 def test_every_template_route_is_served(stack: StackInfo, access_log: AccessLog) -> None:
     """Each route reaches its own function (the access line names it), never API Gateway's 404."""
     for spec in tpl.functions(tpl.load_template()):
         for route in spec.routes:
+            if route.path == tpl.DEFAULT_ROUTE:  # every other request: test_an_unknown_route_or_method...
+                continue
             headers = bearer("x") if route.uses_jwt_authorizer else {}
             response = requests.request(
                 route.method, f"{stack.api_url}{route.path}", headers=headers, timeout=TIMEOUT

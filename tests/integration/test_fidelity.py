@@ -55,3 +55,38 @@ def test_only_the_client_missing_is_still_invalid_client(api: Api, account: Seed
     assert_oauth_error(api.call("POST", "/oauth/token", form=form), "invalid_client", 401)
     legacy = api.call("GET", "/oauth/token", query=form)
     assert legacy.status == 401 and legacy.json()["errorCode"] == "invalid_client"
+
+
+# ---------------------------------------------------------------- the $default route
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "dialect"),
+    [
+        pytest.param("GET", "/nope", "product", id="unknown_path"),
+        pytest.param("GET", "/", "product", id="root"),
+        pytest.param("POST", "/auth/nope", "product", id="unknown_product_path"),
+        pytest.param("GET", "/auth/refresh", "product", id="known_path_other_method"),
+        pytest.param("TRACE", "/auth/refresh", "product", id="trace"),
+        pytest.param("GET", "/oauth/nope", "oauth", id="unknown_oauth_path"),
+        pytest.param("DELETE", "/oauth/token", "oauth", id="oauth_other_method"),
+        pytest.param("PROPFIND", "/oauth/revoke", "oauth", id="oauth_unknown_method"),
+        pytest.param("PUT", "/oauth/device/verify", "product", id="verify_other_method"),
+        pytest.param("POST", "/.well-known/jwks.json", "product", id="jwks_other_method"),
+    ],
+)
+def test_unknown_routes_and_methods_answer_404_in_the_contracts_shape(
+    api: Api, method: str, path: str, dialect: str
+) -> None:
+    """API Gateway sends every request no route matches to $default (the discovery function), which
+    answers the contract's 404 instead of API Gateway's {"message":"Not Found"}."""
+    result = api.call(method, path)
+    assert result.status == 404, result.text
+    assert result.headers["cache-control"] == "no-store"
+    assert result.headers["content-type"] == "application/json"
+    body = result.json()
+    if dialect == "oauth":
+        assert body == {"error": "invalid_request", "error_description": "No such route."}
+    else:
+        assert body["status"] == 404 and body["type"] == "not_found" and body["details"] == []
+        assert body["request_id"]
