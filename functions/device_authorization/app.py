@@ -12,7 +12,7 @@ app = http.make_app()
 def device_code() -> Response[str]:
     params = http.oauth_params(app, DeviceCodeRequest)
     caller = http.caller(app, params.client_id, params.client_secret)
-    return http.json_response(device.start(http.context(app), caller, params.scope))
+    return http.json_response(device.start(http.context(app), caller, params.scope, http.requester(app)))
 
 
 lambda_handler = http.entrypoint(app)

@@ -18,7 +18,7 @@ app = http.make_app()
 @app.get("/oauth/device/verify")
 def describe(user_code: Annotated[str, Query(min_length=1, max_length=64)]) -> Response[str]:
     user = device.SignedInUser.from_claims(http.signed_in_claims(app))
-    return http.json_response(device.describe(http.context(app), user, user_code))
+    return http.json_response(device.describe(http.context(app), user, user_code, http.requester(app)))
 
 
 @app.post("/oauth/device/verify")

@@ -293,10 +293,47 @@
 
   // ------------------------------------------------------------ consent
 
+  // Where the request came from (RFC 8628 §5.4): "Requested 2 minutes ago from 203.0.113.7 (NL), Demo CLI
+  // 1.4.2 on Linux", and a warning when the device is on another network or the request is old.
+  const OLD_REQUEST_SECONDS = 180;
+
+  function ago(seconds) {
+    if (seconds < 60) return "just now";
+    const minutes = Math.round(seconds / 60);
+    return minutes === 1 ? "1 minute ago" : minutes + " minutes ago";
+  }
+
+  function renderDevice(info, clientName) {
+    const device = info.device || {};
+    const parts = [];
+    let age = null;
+    if (device.requested_at) {
+      age = Math.max(0, (Date.now() - Date.parse(device.requested_at)) / 1000);
+      parts.push("Requested " + ago(age));
+    } else {
+      parts.push("Requested");
+    }
+    if (device.ip) parts.push("from " + device.ip + (device.country ? " (" + device.country + ")" : ""));
+    let what = clientName + (device.client_version ? " " + device.client_version : "");
+    if (device.user_agent) what += " — " + device.user_agent;
+    $("device-origin").textContent = parts.join(" ") + ", " + what + ".";
+    const warnings = [];
+    if (info.same_network === false) {
+      warnings.push("This request came from a different network than the one you are on now.");
+    }
+    if (age !== null && age > OLD_REQUEST_SECONDS) warnings.push("It was started more than 3 minutes ago.");
+    const warning = $("device-warning");
+    warning.textContent = warnings.length
+      ? warnings.join(" ") + " If you did not start it yourself, deny it."
+      : "";
+    warning.hidden = !warnings.length;
+  }
+
   function renderConsent(info) {
     const clientName = (info.client && (info.client.name || info.client.id)) || "A device";
     $("client-name").textContent = clientName;
     $("consent-code").textContent = info.user_code;
+    renderDevice(info, clientName);
 
     const list = $("scopes");
     list.replaceChildren();

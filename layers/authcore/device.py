@@ -8,12 +8,19 @@ request writes nothing.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from authcore import errors, tokens
 from authcore.clients import DEVICE_GRANT, REFRESH_GRANT, Caller, admit, resolve_scope
-from authcore.envelopes import ClientOut, DeviceAuthorizationResponse, OrganizationChoice, VerifyInfoResponse
+from authcore.envelopes import (
+    ClientOut,
+    DeviceAuthorizationResponse,
+    DeviceOut,
+    OrganizationChoice,
+    VerifyInfoResponse,
+)
 from authcore.issuance import Context, Issued, iso, issue
 from authcore.observability import audit
 from authcore.store import ClientRecord, Grant, Membership, Rejected, UserCodeTaken
@@ -25,11 +32,55 @@ POLL_JITTER = 1
 # ---------------------------------------------------------------- device authorization
 
 
-def start(ctx: Context, caller: Caller, scope: str | None) -> DeviceAuthorizationResponse:
+@dataclass(frozen=True)
+class Requester:
+    """Where a request came from, as the edge saw it. Kept with a device request for the person who
+    decides (against remote phishing: "is this really my laptop?"); never a secret."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    client_version: str | None = None
+    country: str | None = None
+    city: str | None = None
+
+    def clipped(self) -> Requester:
+        """Bounded, printable values: these are shown to a person and stored."""
+
+        def clip(value: str | None, limit: int) -> str | None:
+            text = "".join(c for c in (value or "") if c.isprintable())[:limit].strip()
+            return text or None
+
+        return Requester(
+            ip=clip(self.ip, 45),
+            user_agent=clip(self.user_agent, 256),
+            client_version=clip(self.client_version, 64),
+            country=clip(self.country, 2),
+            city=clip(self.city, 64),
+        )
+
+
+def same_network(a: str | None, b: str | None) -> bool | None:
+    """The same address, or the same /24 (IPv4) or /56 (IPv6); None when either is unknown."""
+    try:
+        first, second = ipaddress.ip_address(a or ""), ipaddress.ip_address(b or "")
+    except ValueError:
+        return None
+    if first.version != second.version:
+        return False
+    prefix = 24 if first.version == 4 else 56
+    return ipaddress.ip_network(f"{first}/{prefix}", strict=False) == ipaddress.ip_network(
+        f"{second}/{prefix}", strict=False
+    )
+
+
+def start(
+    ctx: Context, caller: Caller, scope: str | None, requester: Requester | None = None
+) -> DeviceAuthorizationResponse:
     client = admit(ctx.clients, ctx.store, ctx.hmac, caller, grant_type=DEVICE_GRANT)
     granted = resolve_scope(client, scope)
     hmac = ctx.hmac()
     s = ctx.settings
+    asked = (requester or Requester()).clipped()
     for _ in range(5):  # a user-code collision is ~1 in 10^10 per live request: retry a few times
         grant_id = tokens.new_grant_id()
         device_code = tokens.new_secret_token(tokens.DEVICE_CODE_PREFIX, grant_id)
@@ -46,6 +97,11 @@ def start(ctx: Context, caller: Caller, scope: str | None) -> DeviceAuthorizatio
             expires_at=ctx.now + s.device_code_ttl_seconds,
             interval=s.poll_interval_seconds,
             ttl=ctx.now + s.device_code_ttl_seconds,
+            device_ip=asked.ip,
+            device_user_agent=asked.user_agent,
+            device_client_version=asked.client_version,
+            device_country=asked.country,
+            device_city=asked.city,
         )
         try:
             ctx.store.create_device_grant(grant, ctx.now)
@@ -115,7 +171,11 @@ def _pending_grant(ctx: Context, user: SignedInUser, user_code: str) -> Grant:
     return grant
 
 
-def describe(ctx: Context, user: SignedInUser, user_code: str) -> VerifyInfoResponse:
+def describe(
+    ctx: Context, user: SignedInUser, user_code: str, viewer: Requester | None = None
+) -> VerifyInfoResponse:
+    """What the person is about to decide, and where the request came from, compared with where the
+    person is (a device on another network than the browser is the phishing case)."""
     orgs = _standing(ctx, user)
     grant = _pending_grant(ctx, user, user_code)
     client = ctx.clients.get(ctx.store, grant.client_id)
@@ -126,6 +186,14 @@ def describe(ctx: Context, user: SignedInUser, user_code: str) -> VerifyInfoResp
         expires_at=iso(grant.expires_at),
         status=grant.status,
         organizations=[OrganizationChoice(id=m.org_id, name=m.org_name, role=m.role) for m in orgs],
+        device=DeviceOut(
+            ip=grant.device_ip,
+            user_agent=grant.device_user_agent,
+            client_version=grant.device_client_version,
+            country=grant.device_country,
+            requested_at=iso(grant.created_at),
+        ),
+        same_network=same_network(grant.device_ip, viewer.ip if viewer else None),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -80,13 +80,28 @@ class OrganizationChoice(BaseModel):
     role: str
 
 
+class DeviceOut(BaseModel):
+    """The device that asked, as the service saw it (RFC 8628 §5.4: let the person check it is theirs).
+    A member is null when it is not known."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    client_version: str | None = None
+    country: str | None = None
+    requested_at: str | None = None
+
+
 class VerifyInfoResponse(BaseModel):
+    keep_nulls: ClassVar[bool] = True  # device members and same_network are null when unknown
+
     user_code: str
     client: ClientOut
     scope: str
     expires_at: str
     status: Literal["pending", "approved", "denied", "issued"]
     organizations: list[OrganizationChoice] = Field(default_factory=list)
+    device: DeviceOut = Field(default_factory=DeviceOut)
+    same_network: bool | None = None  # the approving browser and the device: same address, /24 or /56
 
 
 class VerifyDecisionResponse(BaseModel):

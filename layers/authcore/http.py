@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from authcore import clock, errors, routes, runtime
 from authcore.clients import Caller
+from authcore.device import Requester
 from authcore.envelopes import ErrorDetail, LegacyError, OAuthError, ProductError, RefreshRequest
 from authcore.issuance import Context
 from authcore.observability import logger, metrics, tracer
@@ -57,7 +58,10 @@ def json_response(
     headers: dict[str, str] | None = None,
     cookies: list[Cookie] | None = None,
 ) -> Response[str]:
-    text = body.model_dump_json(exclude_none=True) if isinstance(body, BaseModel) else json.dumps(body)
+    if isinstance(body, BaseModel):
+        text = body.model_dump_json(exclude_none=not getattr(body, "keep_nulls", False))
+    else:
+        text = json.dumps(body)
     return Response(
         status_code=status,
         content_type=JSON,
@@ -381,6 +385,20 @@ def presented_refresh_token(
     if not token and required:
         raise errors.InvalidGrant("No refresh token was presented.")
     return PresentedToken(token or "", in_body=bool(from_body), in_cookie=bool(from_cookie))
+
+
+def requester(app: APIGatewayHttpResolver) -> Requester:
+    """Who sent this request, as far as the edge says: source IP (API Gateway's, not a header a client
+    could set), User-Agent, X-Client-Version, and CloudFront's viewer country and city where a
+    distribution sits in front."""
+    event = app.current_event
+    return Requester(
+        ip=event.request_context.http.source_ip or None,
+        user_agent=header(app, "user-agent"),
+        client_version=header(app, "x-client-version"),
+        country=header(app, "cloudfront-viewer-country"),
+        city=header(app, "cloudfront-viewer-city"),
+    )
 
 
 def header(app: APIGatewayHttpResolver, name: str) -> str | None:

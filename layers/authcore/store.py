@@ -112,9 +112,14 @@ class Grant(Record):
     family_expires_at: int | None = None
     revoked_at: int | None = None
     revoke_reason: str | None = None
-    scope_list: list[str] | None = (
-        None  # the scope as a list: a refresh's narrowing is checked in its condition
-    )
+    # the scope as a list: a refresh's narrowing is checked in its condition
+    scope_list: list[str] | None = None
+    # the device that asked (RFC 8628 §5.4), shown to the person who decides; never a secret
+    device_ip: str | None = None
+    device_user_agent: str | None = None
+    device_client_version: str | None = None
+    device_country: str | None = None
+    device_city: str | None = None
     ttl: int = 0
 
 

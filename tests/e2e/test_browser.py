@@ -485,3 +485,62 @@ def test_a_code_decided_in_another_tab_cannot_be_decided_again(
     expect(second.get_by_label("Code", exact=True)).to_be_focused()
     shots(second, "decided-elsewhere")
     assert "access_token" in dev.wait()
+
+
+def _device_code_from(api_url: str, source: str, headers: dict[str, str]) -> dict[str, Any]:
+    """POST /oauth/device/code from a chosen loopback address (127.0.1.1 is another /24 than 127.0.0.1)."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    url = urlsplit(api_url)
+    connection = http.client.HTTPConnection(
+        url.hostname or "", url.port, timeout=10, source_address=(source, 0)
+    )
+    try:
+        connection.request(
+            "POST",
+            "/oauth/device/code",
+            body="client_id=demo-cli",
+            headers={"content-type": "application/x-www-form-urlencoded", **headers},
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        return json.loads(response.read())  # type: ignore[no-any-return]
+    finally:
+        connection.close()
+
+
+def test_the_page_shows_where_the_request_came_from(
+    stack: StackInfo, open_page: OpenPage, new_user: NewUser, shots: Shots
+) -> None:
+    """RFC 8628 §5.4: the person sees the device's address, client and version before deciding."""
+    person = new_user()
+    started = _device_code_from(
+        stack.api_url, "127.0.0.1", {"user-agent": "demo-cli/1.4.2 (Linux)", "x-client-version": "1.4.2"}
+    )
+    page, _ = open_page(f"{stack.api_url}/device")
+    sign_in_on_page(page, person)
+    enter_code(page, started["user_code"])
+    origin = page.locator("#device-origin")
+    expect(origin).to_contain_text("Requested just now from 127.0.0.1")
+    expect(origin).to_contain_text("Demo CLI 1.4.2")
+    expect(origin).to_contain_text("demo-cli/1.4.2 (Linux)")
+    expect(page.locator("#device-warning")).to_be_hidden()  # the same network as the browser
+    shots(page, "consent-with-device")
+
+
+def test_the_page_warns_when_the_device_is_on_another_network(
+    stack: StackInfo, open_page: OpenPage, new_user: NewUser, shots: Shots
+) -> None:
+    person = new_user()
+    started = _device_code_from(stack.api_url, "127.0.1.1", {"user-agent": "curl/8"})
+    page, _ = open_page(f"{stack.api_url}/device")
+    sign_in_on_page(page, person)
+    enter_code(page, started["user_code"])
+    expect(page.locator("#device-origin")).to_contain_text("from 127.0.1.1")
+    warning = page.locator("#device-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("different network")
+    expect(warning).to_contain_text("If you did not start it yourself, deny it.")
+    shots(page, "consent-other-network")
