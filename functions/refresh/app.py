@@ -31,7 +31,7 @@ def refresh() -> Response[str]:
 def logout() -> Response[str]:
     presented = http.presented_refresh_token(app, RefreshRequest, required=False)
     if presented.token:
-        sessions.revoke(http.context(app), presented.token, caller=None)
+        sessions.logout(http.context(app), presented.token, http.caller(app))
     return http.json_response({"status": "signed_out"}, cookies=[http.refresh_cookie("", 0)])
 
 

@@ -115,7 +115,13 @@ def admit(
 
 
 def admit_token_owner(
-    registry: ClientRegistry, store: Store, hmac: Callable[[], Hmac], caller: Caller, owner_id: str
+    registry: ClientRegistry,
+    store: Store,
+    hmac: Callable[[], Hmac],
+    caller: Caller,
+    owner_id: str,
+    *,
+    check_version: bool = True,
 ) -> ClientRecord:
     """A refresh presented on a route that names no client (the product API): the token names its client,
     and the same rules apply as on the token endpoint. A confidential client must authenticate (HTTP
@@ -133,7 +139,7 @@ def admit_token_owner(
         registry,
         store,
         hmac,
-        Caller(owner_id, caller.secret, caller.basic, caller.version),
+        Caller(owner_id, caller.secret, caller.basic, caller.version if check_version else None),
         grant_type=REFRESH_GRANT,
     )
 

@@ -26,6 +26,7 @@ from authcore.observability import audit
 from authcore.store import ClientRecord, Grant, Membership, Rejected, UserCodeTaken
 
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5
+SLOW_DOWN_CEILING = 60  # the interval grows by 5 s per too-fast poll, up to this (or the configured one)
 POLL_JITTER = 1
 
 
@@ -202,8 +203,6 @@ def decide(
 ) -> str:
     memberships = _standing(ctx, user)
     grant = _pending_grant(ctx, user, user_code)
-    if grant.status != "pending":
-        raise errors.AlreadyExists()
     approve = decision == "approve"
     org = None
     if approve:
@@ -218,6 +217,10 @@ def decide(
                 "You belong to several organizations: say which one.",
                 details=[{"loc": ["body", "organization_id"], "msg": "Field required", "type": "missing"}],
             )
+    if grant.status != "pending":  # the page sending the same decision again gets the same answer
+        if not _own_decision(grant, user, approve, org):
+            raise errors.AlreadyExists()
+        return "approved" if approve else "denied"
     snapshot = {"id": user.id, "email": user.email, "name": user.name}
     try:
         ctx.store.decide(grant.grant_id, ctx.now, approve=approve, user=snapshot, org=org)
@@ -324,7 +327,10 @@ def _redeemed_again(
     too_fast = old.last_poll_at is not None and ctx.now < old.last_poll_at + old.interval - POLL_JITTER
     if not too_fast and ctx.store.record_poll(old.grant_id, ctx.now, old.last_poll_at):
         raise errors.AuthorizationPending(interval=old.interval)
-    interval = ctx.store.slow_down(old.grant_id, old.interval, old.interval + SLOW_DOWN_STEP)
+    grown = max(min(old.interval + SLOW_DOWN_STEP, SLOW_DOWN_CEILING), old.interval)
+    interval = (
+        ctx.store.slow_down(old.grant_id, old.interval, grown) if grown > old.interval else old.interval
+    )
     raise errors.SlowDown(
         f"Polling too fast; wait {interval} seconds between requests.",
         interval=interval,

@@ -389,15 +389,16 @@ def presented_refresh_token(
 
 def requester(app: APIGatewayHttpResolver) -> Requester:
     """Who sent this request, as far as the edge says: source IP (API Gateway's, not a header a client
-    could set), User-Agent, X-Client-Version, and CloudFront's viewer country and city where a
-    distribution sits in front."""
+    could set), User-Agent, X-Client-Version, and CloudFront's viewer country and city when the
+    deployment says a distribution sits in front (TRUST_EDGE_HEADERS)."""
     event = app.current_event
+    edge = runtime.settings().trust_edge_headers
     return Requester(
         ip=event.request_context.http.source_ip or None,
         user_agent=header(app, "user-agent"),
         client_version=header(app, "x-client-version"),
-        country=header(app, "cloudfront-viewer-country"),
-        city=header(app, "cloudfront-viewer-city"),
+        country=header(app, "cloudfront-viewer-country") if edge else None,
+        city=header(app, "cloudfront-viewer-city") if edge else None,
     )
 
 

@@ -30,7 +30,9 @@ import jwt
 from authcore import errors
 
 ALGORITHMS = ("RS256", "ES256")
-REFETCH_SECONDS = 60.0
+REFETCH_SECONDS = 60.0  # after a fetch, the next one (for an unknown kid) at the earliest
+RETRY_SECONDS = 5.0  # after a failed fetch: a failing identity provider is not asked on every request
+UNAVAILABLE = "The identity provider's keys are not available; try again shortly."
 MAX_TOKEN_CHARS = 8192
 MAX_DOCUMENT_BYTES = 256 * 1024
 Fetch = Callable[[str], dict[str, Any]]
@@ -59,43 +61,43 @@ class Verifier:
     ) -> None:
         if not issuer or not audiences:
             raise errors.InternalError("Sign-in is not configured (AUTH_ISSUER, AUTH_AUDIENCE).")
-        self.issuer = issuer.rstrip("/")
+        self.issuer = issuer  # compared exactly with `iss` (some issuers end theirs with "/")
         self.audiences = audiences
         self.jwks_uri = jwks_uri
         self._fetch = fetch
         self._monotonic = monotonic
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at: float | None = None
+        self._loaded = False
+        self._next_fetch = 0.0
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ keys
 
     def _load(self) -> None:
         try:
-            uri = self.jwks_uri or str(
-                self._fetch(f"{self.issuer}/.well-known/openid-configuration")["jwks_uri"]
-            )
+            discovery = f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
+            uri = self.jwks_uri or str(self._fetch(discovery)["jwks_uri"])
             document = self._fetch(uri)
             keys = {}
             for key in jwt.PyJWKSet.from_dict(document).keys:
                 if key.key_id and key.algorithm_name in ALGORITHMS:
                     keys[key.key_id] = key
         except (OSError, ValueError, KeyError, TypeError, jwt.PyJWTError):
-            raise errors.DependencyFailed(
-                "The identity provider's keys are not available; try again shortly."
-            ) from None
-        self._keys = keys
-        self._fetched_at = self._monotonic()
+            self._next_fetch = self._monotonic() + RETRY_SECONDS
+            raise errors.DependencyFailed(UNAVAILABLE) from None
+        self._keys, self._loaded = keys, True
+        self._next_fetch = self._monotonic() + REFETCH_SECONDS
 
     def _key(self, kid: str) -> jwt.PyJWK | None:
+        """The key for a kid. An unknown kid (the issuer rotated) refetches the JWKS, at most once a minute
+        after a fetch and once every few seconds after a failed one, however many requests ask."""
         with self._lock:
             key = self._keys.get(kid)
-            stale = self._fetched_at is None or self._monotonic() - self._fetched_at > REFETCH_SECONDS
-            if (
-                key is None and stale
-            ):  # first use, or an unknown kid (rotation): refetch, at most once a minute
+            if key is None and self._monotonic() >= self._next_fetch:
                 self._load()
                 key = self._keys.get(kid)
+            elif key is None and not self._loaded:  # never had keys, and not due to ask again
+                raise errors.DependencyFailed(UNAVAILABLE)
             return key
 
     # ------------------------------------------------------------ tokens

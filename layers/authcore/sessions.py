@@ -18,6 +18,8 @@ from authcore.issuance import Context, Issued, issue
 from authcore.observability import audit, refused
 from authcore.store import ClientRecord, Grant, Rejected
 
+MAX_SCOPES = 32  # distinct scopes one refresh may narrow to
+
 
 def _authentic(ctx: Context, text: str) -> tokens.RefreshToken:
     """The presented refresh token, if it is well formed and was minted with our key (one HMAC)."""
@@ -48,6 +50,12 @@ def refresh(ctx: Context, presented: str, caller: Caller, scope: str | None = No
         refused("other_client", kind="refresh_token", grant_id=token.grant_id, client_id=client.client_id)
         raise errors.InvalidGrant("The refresh token was issued to another client.")
     asked = _asked_scopes(scope)
+    if asked is not None and (len(asked) > MAX_SCOPES or any(s not in client.scopes for s in asked)):
+        # what the client may never have was never granted: refused before the write, which also
+        # bounds the condition (DynamoDB refuses expressions over 4 KB or 300 operators)
+        raise errors.InvalidScope("The requested scope exceeds what was granted.")
+    if token.generation >= tokens.MAX_GENERATION:
+        raise errors.InvalidGrant("The refresh token has expired; sign in again.")
     keys = ctx.keys()
     digest = keys.hmac.digest(presented)
     successor = keys.hmac.successor(token)
@@ -127,13 +135,27 @@ def _end_family(ctx: Context, grant: Grant, reason: str) -> None:
 # ---------------------------------------------------------------- revocation and introspection
 
 
-def revoke(ctx: Context, presented: str, caller: Caller | None) -> None:
+def logout(ctx: Context, presented: str, caller: Caller) -> None:
+    """The product API's sign-out: only a refresh token ends a session here, under its client's rules as
+    on /auth/refresh (a confidential client's needs HTTP Basic). An access token never does: every
+    resource server sees those. Anything unknown is ignored: signing out always succeeds."""
+    if not presented.startswith(tokens.REFRESH_TOKEN_PREFIX + "_"):
+        return
+    try:
+        token = _authentic(ctx, presented)
+        admit_token_owner(ctx.clients, ctx.store, ctx.hmac, caller, token.client_id, check_version=False)
+    except errors.InvalidGrant:  # unknown, forged, or its client is gone: nothing to end
+        return
+    _revoke_refresh(ctx, token)
+
+
+def revoke(ctx: Context, presented: str, caller: Caller) -> None:
     """RFC 7009: end the family of a refresh token (or of an access token's grant). Unknown tokens, and
-    tokens of other clients, are silently ignored. ``caller`` None: the token speaks for itself (logout)."""
-    client = None if caller is None else admit(ctx.clients, ctx.store, ctx.hmac, caller)
+    tokens of other clients, are silently ignored."""
+    client = admit(ctx.clients, ctx.store, ctx.hmac, caller)
     if not presented.startswith(tokens.REFRESH_TOKEN_PREFIX + "_"):
         claims = _access_claims(ctx, presented)
-        if claims is None or (client is not None and claims.get("client_id") != client.client_id):
+        if claims is None or claims.get("client_id") != client.client_id:
             return
         grant = ctx.store.get_grant(str(claims["sid"]))
         if grant is not None and grant.revoked_at is None:
@@ -143,9 +165,13 @@ def revoke(ctx: Context, presented: str, caller: Caller | None) -> None:
         token = _authentic(ctx, presented)
     except errors.InvalidGrant:
         return
-    if client is not None and token.client_id != client.client_id:
+    if token.client_id != client.client_id:
         refused("other_client", kind="refresh_token", grant_id=token.grant_id, client_id=client.client_id)
         return
+    _revoke_refresh(ctx, token)
+
+
+def _revoke_refresh(ctx: Context, token: tokens.RefreshToken) -> None:
     try:  # the token is authentic: it ends its family if the family ever reached its generation
         revoked = ctx.store.revoke_family(
             token.grant_id, ctx.now, "revoked", up_to_generation=token.generation, client_id=token.client_id
@@ -179,6 +205,12 @@ def _may_introspect(client: ClientRecord, owner_id: object) -> bool:
     return client.introspection or owner_id == client.client_id
 
 
+def _owner_live(ctx: Context, owner_id: object) -> bool:
+    """A disabled (or deleted) client's tokens are no longer good anywhere, introspection included."""
+    owner = ctx.clients.get(ctx.store, owner_id) if isinstance(owner_id, str) else None
+    return owner is not None and not owner.disabled
+
+
 def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionResponse:
     """RFC 7662. Inactive for anything expired, revoked, rotated out, from a revoked family, or not this
     client's to see."""
@@ -188,7 +220,7 @@ def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionRes
             token = _authentic(ctx, presented)
         except errors.InvalidGrant:
             return IntrospectionResponse(active=False)
-        if not _may_introspect(client, token.client_id):
+        if not _may_introspect(client, token.client_id) or not _owner_live(ctx, token.client_id):
             return IntrospectionResponse(active=False)
         grant = ctx.store.get_grant(token.grant_id)
         if grant is None or not _alive(ctx, grant):
@@ -212,6 +244,8 @@ def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionRes
         )
     claims = _access_claims(ctx, presented)
     if claims is None or not _may_introspect(client, claims.get("client_id")):
+        return IntrospectionResponse(active=False)
+    if not _owner_live(ctx, claims.get("client_id")):
         return IntrospectionResponse(active=False)
     if not _alive(ctx, ctx.store.get_grant(str(claims["sid"]))):
         return IntrospectionResponse(active=False)

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     auth_issuer: str = ""
     auth_audience: tuple[str, ...] = ()
     auth_jwks_uri: str = ""
+    # Take the viewer's country and city from CloudFront's headers: only behind a CloudFront distribution
+    # that sets them (and that the API is not reachable around), or any client could claim a country.
+    trust_edge_headers: bool = False
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from authcore import runtime
 from authcore.device import Requester, same_network
 from tests.conftest import Api
 from tests.support.aws import Seed
@@ -27,7 +28,15 @@ def seen_from(api: Api, seed: Seed, user_code: str, ip: str) -> dict[str, Any]:
     return result.json()  # type: ignore[no-any-return]
 
 
-def test_the_person_sees_where_the_request_came_from(api: Api, account: Seed) -> None:
+@pytest.fixture
+def behind_cloudfront(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUST_EDGE_HEADERS", "true")
+    runtime.reset()
+
+
+def test_the_person_sees_where_the_request_came_from(
+    api: Api, account: Seed, behind_cloudfront: None
+) -> None:
     started = started_from(
         api,
         "203.0.113.7",
@@ -45,6 +54,12 @@ def test_the_person_sees_where_the_request_came_from(api: Api, account: Seed) ->
     assert device["client_version"] == "1.4.2" and device["country"] == "NL"
     assert device["requested_at"].endswith("Z")
     assert body["same_network"] is True  # the same /24
+
+
+def test_edge_headers_are_ignored_unless_a_distribution_is_in_front(api: Api, account: Seed) -> None:
+    """Without CloudFront in front, anyone could claim a country: the headers are not believed."""
+    started = started_from(api, "198.51.100.7", **{"cloudfront-viewer-country": "NL"})
+    assert seen_from(api, account, started["user_code"], "198.51.100.7")["device"]["country"] is None
 
 
 def test_unknown_members_are_null_and_other_networks_are_flagged(api: Api, account: Seed) -> None:

@@ -175,7 +175,12 @@ def test_unknown_and_expired_user_codes_get_the_same_404(api: Api, account: Seed
 def test_a_decision_is_final(api: Api, account: Seed) -> None:
     started = api.device_code()
     assert api.approve(started["user_code"], account.user).json() == {"status": "approved"}
-    assert_product_error(api.approve(started["user_code"], account.user), 409, "already_exists")
+    # the same person sending the same decision again (a double submit): the same answer, idempotent
+    assert api.approve(started["user_code"], account.user).json() == {"status": "approved"}
+    # anyone else, or another decision: the first decision stands
+    assert_product_error(
+        api.approve(started["user_code"], account.multi_user, organization_id="acme"), 409, "already_exists"
+    )
     deny = {"user_code": started["user_code"], "decision": "deny"}
     assert_product_error(
         api.call("POST", "/oauth/device/verify", body=deny, claims=account.user), 409, "already_exists"

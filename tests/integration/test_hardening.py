@@ -173,17 +173,25 @@ def test_reuse_stays_exact_for_every_earlier_generation_and_any_route(
 
 
 def test_a_refresh_refused_for_its_scope_writes_nothing(api: Api, account: Seed) -> None:
-    token = api.signed_in(account)["refresh_token"]
+    started = api.device_code(scope="read")  # the grant has read; the client may have read and write
+    api.approve(started["user_code"], account.user)
+    token = api.exchange(started["device_code"]).json()["refresh_token"]
     before = table()
     form = {
         "grant_type": "refresh_token",
         "refresh_token": token,
         "client_id": "demo-cli",
-        "scope": "read admin",
+        "scope": "read write",
     }
     with count_dynamodb() as calls:
         assert_oauth_error(api.call("POST", "/oauth/token", form=form), "invalid_scope")
     assert [c for c in calls.calls if c != "GetItem"] == ["UpdateItem"]  # refused in the write's condition
+    form["scope"] = "read admin"  # never the client's: refused before the write
+    with count_dynamodb() as calls:
+        assert_oauth_error(api.call("POST", "/oauth/token", form=form), "invalid_scope")
+    assert [c for c in calls.calls if c != "GetItem"] == []
+    form["scope"] = " ".join(f"s{i}" for i in range(200))  # a condition DynamoDB would refuse: never built
+    assert_oauth_error(api.call("POST", "/oauth/token", form=form), "invalid_scope")
     assert table() == before
     form["scope"] = "read"
     assert api.call("POST", "/oauth/token", form=form).status == 200  # the token was never rotated
