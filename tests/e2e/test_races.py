@@ -1,31 +1,51 @@
-"""Exactly-once and idempotency under real concurrency.
+"""Exactly-once, idempotency and limits under real concurrency.
 
 moto, in-process or threaded, is not atomic: two conditional updates racing on one item can both
 succeed. These tests therefore run every handler in Lambda-like worker processes (local.workers)
 against a moto server that handles one request at a time (local.moto_server), as DynamoDB applies
-each write to an item atomically. Each test is paired with a self-check that installs a deliberately
-broken storage variant (tests/support/broken.py) and shows the same harness catching it.
+each write to an item atomically.
+
+Each race has a negative control: the same harness against a deliberately broken variant installed in
+the workers (tests/support/broken.py), which forces the bad interleaving with a barrier shared by the
+worker processes (tests/support/barrier.py), never a sleep. A control asserts that the race's own check
+fails on what the broken variant answers, and that the barrier released every racer it expected, so it
+fails the same way every time.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
 import pytest
 
+from authcore import admin, tokens
+from authcore.settings import Settings
+from authcore.store import Store
 from local.lambda_host import http_event
 from local.moto_server import MotoServer
 from local.workers import Environments
 from tests.conftest import ENV, ROUTES
-from tests.support import aws
+from tests.support import aws, broken
+from tests.support.barrier import BarrierServer
+from tests.support.forge import grant_of
 
 pytestmark = pytest.mark.slow
-WORKERS = 8
+WORKERS = 8  # execution environments: at most this many requests are in flight at once
+EXCHANGERS = 30  # concurrent exchanges of one device code
+REFRESHERS = 20  # concurrent refreshes of one token
+WRONG_CODES = 50  # concurrent look-ups of wrong user codes by one user
+REFUSED = 15  # refreshes asking a wider scope, racing one plain refresh
+LIMIT = Settings.model_fields["verify_attempts_limit"].default  # wrong codes per user per window
+ROUNDS = 3
+TOKEN_ENDPOINT = "/oauth/token"
+VERIFY = "/oauth/device/verify"
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +54,29 @@ def moto_url() -> Iterator[str]:
         yield url
 
 
-class Stack:
-    """A fresh table and key set on the shared moto server, and a pool of environments using them."""
+@pytest.fixture(scope="module")
+def stack(moto_url: str) -> Iterator[Stack]:
+    """The correct code, shared by the races (each starts its own device flows, families and users);
+    every negative control starts a stack of its own with its broken variant."""
+    with Stack(moto_url) as shared:
+        yield shared
 
-    def __init__(self, url: str, setup: str | None = None) -> None:
+
+class Stack:
+    """A fresh table and key set on the shared moto server, and a pool of environments using them.
+
+    Races are about interleavings, not about time: the rotation grace (ROTATION_GRACE_SECONDS) is long,
+    so a race on a loaded machine still ends inside it, and the wrong-code window is one for the whole
+    run (VERIFY_ATTEMPTS_WINDOW_SECONDS), so a race never straddles two windows. Both are decided by
+    the wall clock here (worker processes); their bounds are tested with a moved clock elsewhere."""
+
+    def __init__(self, url: str, setup: str | None = None, size: int = WORKERS) -> None:
         self.table = f"race-{uuid.uuid4().hex[:8]}"
         self.secret = f"race/{self.table}"
         env = {**ENV, "AWS_ENDPOINT_URL": url, "TABLE_NAME": self.table, "KEYS_SECRET_ID": self.secret}
+        env |= {"ROTATION_GRACE_SECONDS": "300", "VERIFY_ATTEMPTS_WINDOW_SECONDS": str(10**10)}
         env["PATH"] = "/usr/bin:/bin"
         self.url = url
-        import os
-
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update({k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"})
         try:
@@ -57,105 +89,297 @@ class Stack:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+        self.ddb = boto3.client("dynamodb", region_name=aws.REGION, endpoint_url=url)
         functions = sorted({(f"functions/{f}", "app.lambda_handler") for f in ROUTES.values()})
-        self.pool = Environments(env, size=WORKERS, setup=setup, preload=functions)
+        self.pool = Environments(env, size=size, setup=setup, preload=functions)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.close()
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         event = http_event(method, path, **kwargs)
         out = self.pool.invoke(f"functions/{ROUTES[(method, path)]}", "app.lambda_handler", event)
         return int(out["statusCode"]), json.loads(out["body"])
 
-    def approved_device_code(self) -> str:
+    def start_device_flow(self) -> dict[str, Any]:
         status, started = self.call("POST", "/oauth/device/code", form={"client_id": "demo-cli"})
         assert status == 200, started
+        return started
+
+    def approved_device_code(self) -> str:
+        started = self.start_device_flow()
         status, body = self.call(
             "POST",
-            "/oauth/device/verify",
+            VERIFY,
             body={"user_code": started["user_code"], "decision": "approve"},
             claims=self.seed.user,
         )
         assert status == 200, body
         return str(started["device_code"])
 
-    def close(self) -> None:
-        self.pool.close()
-
-
-def race_exchanges(stack: Stack, device_code: str, n: int) -> Counter[int]:
-    def one(_: int) -> int:
-        status, _body = stack.call(
+    def exchange(self, device_code: str) -> tuple[int, dict[str, Any]]:
+        return self.call(
             "POST", "/auth/device/exchange", body={"device_code": device_code, "client_id": "demo-cli"}
         )
-        return status
 
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return Counter(pool.map(one, range(n)))
+    def refresh(self, token: str, scope: str | None = None) -> tuple[int, dict[str, Any]]:
+        """On the token endpoint (RFC 6749 §6), optionally asking for a scope."""
+        form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": "demo-cli"}
+        return self.call("POST", TOKEN_ENDPOINT, form=form | ({"scope": scope} if scope else {}))
+
+    def first_refresh_token(self) -> str:
+        status, tokens_ = self.exchange(self.approved_device_code())
+        assert status == 200, tokens_
+        return str(tokens_["refresh_token"])
+
+    def new_member(self) -> dict[str, str]:
+        """The claims of a new user, a member of an organization, with a wrong-code counter of its own."""
+        sub = f"racer-{uuid.uuid4().hex[:8]}"
+        admin.add_member(Store(self.ddb, self.table), sub, self.seed.org_id, "member")
+        return {"sub": sub, "email": f"{sub}@example.com", "email_verified": "true", "name": sub}
+
+    def grant_item(self, grant_id: str) -> dict[str, Any]:
+        """The grant as DynamoDB holds it (read on the AWS endpoint, not through our code)."""
+        item = self.ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"GRANT#{grant_id}"}, "sk": {"S": "GRANT"}},
+            ConsistentRead=True,
+        ).get("Item")
+        assert item is not None, grant_id
+        return dict(item)
+
+    def wrong_code_count(self, sub: str) -> int:
+        """Wrong user codes counted for a user, over every window (read on the AWS endpoint)."""
+        items = self.ddb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"RATE#verify#{sub}"}},
+            ConsistentRead=True,
+        )["Items"]
+        return sum(int(item["attempts"]["N"]) for item in items)
+
+
+def race[T](calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Every call at once (each on a thread of its own; the workers take them as they come)."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+# ---------------------------------------------------------------- device-code exchange
+
+
+def race_exchanges(stack: Stack, device_code: str, n: int) -> list[tuple[int, dict[str, Any]]]:
+    return race([lambda: stack.exchange(device_code)] * n)
+
+
+def check_one_family(results: list[tuple[int, dict[str, Any]]]) -> str:
+    """Concurrent exchanges of one approved code within the grace: every one answered with tokens,
+    all of one family (the same refresh token). Returns that refresh token."""
+    statuses = Counter(status for status, _ in results)
+    assert statuses == Counter({200: len(results)}), statuses
+    refresh_tokens = {body["refresh_token"] for _, body in results}
+    assert len(refresh_tokens) == 1, f"one device code started {len(refresh_tokens)} families"
+    assert {body["user"]["id"] for _, body in results} == {"user-1"}
+    return str(refresh_tokens.pop())
+
+
+def test_concurrent_exchanges_of_one_code_share_one_family(stack: Stack) -> None:
+    """3 rounds, each on a new approved code: 30 concurrent exchanges all get tokens, and the same
+    refresh token (redemption is idempotent: one code, one family). The family rotates once; then 30
+    more concurrent exchanges are all refused (invalid_grant), and the rotated token still works: the
+    family was not reset. test_the_exchange_race_catches_a_check_then_act_redemption runs the same
+    harness against a redemption that checks, then writes, and sees several families."""
+    for round_number in range(ROUNDS):
+        code = stack.approved_device_code()
+        first = check_one_family(race_exchanges(stack, code, EXCHANGERS))
+        status, rotated = stack.refresh(first)
+        assert status == 200, rotated
+        later = race_exchanges(stack, code, EXCHANGERS)
+        outcome = Counter((status, body.get("type")) for status, body in later)
+        assert outcome == Counter({(401, "invalid_grant"): EXCHANGERS}), (round_number, outcome)
+        status, after = stack.refresh(rotated["refresh_token"])
+        assert status == 200, (round_number, after)
+        item = stack.grant_item(grant_of(first))
+        assert int(item["rt_generation"]["N"]) == 3 and "revoked_at" not in item, item
+
+
+def test_the_exchange_race_catches_a_check_then_act_redemption(moto_url: str) -> None:
+    """Negative control: every racer of a round reads the approved grant before any writes (barrier),
+    each writes without a condition and starts a random family. The check above fails, every time in
+    the same way: the first round (one racer per worker) all get tokens, each of its own family."""
+    with (
+        BarrierServer(parties=WORKERS, arrivals=EXCHANGERS) as barrier,
+        Stack(moto_url, setup=broken.setup("check_then_act_redeem", barrier)) as stack,
+    ):
+        results = race_exchanges(stack, stack.approved_device_code(), EXCHANGERS)
+        barrier.check()
+        with pytest.raises(AssertionError):
+            check_one_family(results)
+        assert Counter(status for status, _ in results) == Counter({200: WORKERS, 401: EXCHANGERS - WORKERS})
+        assert len({body["refresh_token"] for status, body in results if status == 200}) == WORKERS
+
+
+# ---------------------------------------------------------------- refresh rotation
 
 
 def race_refreshes(stack: Stack, token: str, n: int) -> list[tuple[int, dict[str, Any]]]:
-    def one(_: int) -> tuple[int, dict[str, Any]]:
-        return stack.call("POST", "/auth/refresh", body={"refresh_token": token})
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(one, range(n)))
+    return race([lambda: stack.refresh(token)] * n)
 
 
-def test_a_device_code_yields_tokens_exactly_once(moto_url: str) -> None:
-    """30 concurrent exchanges of one approved code, 3 rounds: exactly one 200, the rest 401
-    invalid_grant. test_the_exchange_race_catches_a_non_conditional_write runs the same harness
-    against a read-then-write variant and sees several successes, so this test can fail."""
-    stack = Stack(moto_url)
-    try:
-        for _ in range(3):
-            outcome = race_exchanges(stack, stack.approved_device_code(), 30)
-            assert outcome == Counter({200: 1, 401: 29}), outcome
-    finally:
-        stack.close()
+def check_one_successor(token: str, results: list[tuple[int, dict[str, Any]]]) -> str:
+    """Concurrent refreshes of one token: all answered, all with the same successor. Returns it."""
+    assert Counter(status for status, _ in results) == Counter({200: len(results)}), results
+    successors = {body["refresh_token"] for _, body in results}
+    assert len(successors) == 1, f"{len(successors)} successors of one refresh token"
+    (successor,) = successors
+    assert successor != token
+    return str(successor)
 
 
-def test_the_exchange_race_catches_a_non_conditional_write(moto_url: str) -> None:
-    stack = Stack(moto_url, setup="tests.support.broken:non_conditional_redeem")
-    try:
-        outcome = race_exchanges(stack, stack.approved_device_code(), 30)
-        assert outcome[200] > 1, f"the broken variant should hand out tokens more than once: {outcome}"
-    finally:
-        stack.close()
-
-
-def test_concurrent_refreshes_in_grace_share_one_successor(moto_url: str) -> None:
-    """20 concurrent refreshes of one token: all succeed, exactly one distinct successor, and that
-    successor works afterwards. With a non-idempotent rotation (random successors) the same harness
-    fails: see test_the_refresh_race_catches_a_non_idempotent_rotation."""
-    stack = Stack(moto_url)
-    try:
-        code = stack.approved_device_code()
-        status, tokens = stack.call(
-            "POST", "/auth/device/exchange", body={"device_code": code, "client_id": "demo-cli"}
-        )
-        assert status == 200
-        results = race_refreshes(stack, tokens["refresh_token"], 20)
-        assert [s for s, _ in results] == [200] * 20, results
-        successors = {body["refresh_token"] for _, body in results}
-        assert len(successors) == 1
-        (successor,) = successors
-        assert successor != tokens["refresh_token"]
-        status, after = stack.call("POST", "/auth/refresh", body={"refresh_token": successor})
-        assert status == 200, after
-    finally:
-        stack.close()
+def test_concurrent_refreshes_in_grace_share_one_successor(stack: Stack) -> None:
+    """20 concurrent refreshes of one token: all succeed, with exactly one distinct successor, which works
+    afterwards. test_the_refresh_race_catches_a_non_idempotent_rotation: the same harness against
+    random successors fails."""
+    token = stack.first_refresh_token()
+    successor = check_one_successor(token, race_refreshes(stack, token, REFRESHERS))
+    status, after = stack.refresh(successor)
+    assert status == 200, after
 
 
 def test_the_refresh_race_catches_a_non_idempotent_rotation(moto_url: str) -> None:
-    stack = Stack(moto_url, setup="tests.support.broken:random_successor")
-    try:
-        code = stack.approved_device_code()
-        status, tokens = stack.call(
-            "POST", "/auth/device/exchange", body={"device_code": code, "client_id": "demo-cli"}
-        )
-        assert status == 200
-        results = race_refreshes(stack, tokens["refresh_token"], 20)
-        statuses = [s for s, _ in results]
-        successors = {body.get("refresh_token") for s, body in results if s == 200}
-        assert statuses != [200] * 20 or len(successors) > 1, "the broken rotation went unnoticed"
-    finally:
-        stack.close()
+    """Negative control: random successors, every racer of a round holding its own before any writes
+    (barrier). One rotation wins; every other racer presents a token that is now previous with a
+    successor that is not the current one: reuse, the family ends. Exactly one racer gets tokens."""
+    with (
+        BarrierServer(parties=WORKERS, arrivals=REFRESHERS) as barrier,
+        Stack(moto_url, setup=broken.setup("random_successor", barrier)) as stack,
+    ):
+        token = stack.first_refresh_token()
+        results = race_refreshes(stack, token, REFRESHERS)
+        barrier.check()
+        with pytest.raises(AssertionError):
+            check_one_successor(token, results)
+        assert Counter(status for status, _ in results) == Counter({200: 1, 400: REFRESHERS - 1})
+        assert "revoked_at" in stack.grant_item(grant_of(token))
+
+
+# ---------------------------------------------------------------- the wrong-code limit (finding 5)
+
+
+def wrong_codes(n: int, right: str) -> list[str]:
+    codes: set[str] = set()
+    while len(codes) < n:
+        code = tokens.new_user_code()
+        if code != tokens.normalize_user_code(right):
+            codes.add(tokens.display_user_code(code))
+    return sorted(codes)
+
+
+def race_wrong_codes(stack: Stack, user: dict[str, str], codes: list[str]) -> Counter[int]:
+    def look_up(code: str) -> Callable[[], int]:
+        return lambda: stack.call("GET", VERIFY, query={"user_code": code}, claims=user)[0]
+
+    return Counter(race([look_up(code) for code in codes]))
+
+
+def check_wrong_code_limit(outcome: Counter[int], n: int) -> None:
+    """Exactly LIMIT wrong codes are looked up (404); every other one is refused (429)."""
+    assert outcome == Counter({404: LIMIT, 429: n - LIMIT}), outcome
+
+
+def test_concurrent_wrong_codes_cannot_outrun_the_limit(stack: Stack) -> None:
+    """50 concurrent look-ups of wrong user codes by one user: exactly 10 answered 404, 40 answered 429,
+    and the counter says 10. Then the right code, by the same user: 429 too (no guessing oracle), while
+    another user still sees it. test_the_limit_race_catches_a_check_then_increment: a counter read, then
+    incremented without a condition, lets more than 10 through."""
+    user = stack.new_member()
+    started = stack.start_device_flow()
+    outcome = race_wrong_codes(stack, user, wrong_codes(WRONG_CODES, started["user_code"]))
+    check_wrong_code_limit(outcome, WRONG_CODES)
+    assert stack.wrong_code_count(user["sub"]) == LIMIT
+    status, body = stack.call("GET", VERIFY, query={"user_code": started["user_code"]}, claims=user)
+    assert (status, body.get("type")) == (429, "rate_limited"), body
+    status, body = stack.call(
+        "GET", VERIFY, query={"user_code": started["user_code"]}, claims=stack.seed.user
+    )
+    assert (status, body.get("status")) == (200, "pending"), body
+    assert stack.wrong_code_count(user["sub"]) == LIMIT
+
+
+def test_the_limit_race_catches_a_check_then_increment(moto_url: str) -> None:
+    """Negative control: every racer of a round reads the counter before any increments (barrier). The
+    first two rounds (one racer per worker each) all read less than 10 and all pass: at least 16 wrong
+    codes are looked up, every time."""
+    with (
+        BarrierServer(parties=WORKERS, arrivals=WRONG_CODES) as barrier,
+        Stack(moto_url, setup=broken.setup("check_then_increment_verify", barrier)) as stack,
+    ):
+        user = stack.new_member()
+        outcome = race_wrong_codes(stack, user, wrong_codes(WRONG_CODES, "BBBB-BBBB"))
+        barrier.check()
+        with pytest.raises(AssertionError):
+            check_wrong_code_limit(outcome, WRONG_CODES)
+        assert outcome[404] >= 2 * WORKERS and outcome[404] + outcome[429] == WRONG_CODES, outcome
+
+
+# ---------------------------------------------------------------- a refused refresh racing a plain one (finding 2)
+
+
+def race_refused_refreshes(
+    stack: Stack, token: str, refused: int
+) -> tuple[tuple[int, dict[str, Any]], list[tuple[int, dict[str, Any]]]]:
+    """One plain refresh of `token` against `refused` refreshes of it asking a scope wider than granted
+    (demo-cli has read write). The plain one's result, and the refused ones'."""
+    plain: list[Callable[[], tuple[int, dict[str, Any]]]] = [lambda: stack.refresh(token)]
+    wider: list[Callable[[], tuple[int, dict[str, Any]]]] = [
+        lambda: stack.refresh(token, scope="read write admin")
+    ] * refused
+    results = race(plain + wider)
+    return results[0], results[1:]
+
+
+def check_refused_changed_nothing(
+    stack: Stack, token: str, plain: tuple[int, dict[str, Any]], refused: list[tuple[int, dict[str, Any]]]
+) -> str:
+    """Every wider refresh refused (invalid_scope), the plain one answered with a successor, and that
+    successor works afterwards; no reuse was recorded (the family is live). Returns the successor's
+    successor."""
+    assert Counter((s, b.get("error")) for s, b in refused) == Counter({(400, "invalid_scope"): len(refused)})
+    status, body = plain
+    assert status == 200, body
+    successor = body["refresh_token"]
+    assert successor != token
+    status, after = stack.refresh(successor)
+    assert status == 200, f"the successor handed out in the race does not work: {after}"
+    item = stack.grant_item(grant_of(token))
+    assert "revoked_at" not in item and "revoke_reason" not in item, item
+    return str(after["refresh_token"])
+
+
+def test_a_refused_refresh_does_not_undo_a_concurrent_one(stack: Stack) -> None:
+    """3 rounds along one family: 15 refreshes of a token asking for `admin` (never granted) race one
+    plain refresh of it. The refused ones change nothing, so the plain one's successor keeps working and
+    the family is never taken for reuse. test_the_refused_refresh_race_catches_a_rotate_then_undo: the
+    same harness against the shape before cb57551 (rotate, then undo when refusing) fails."""
+    token = stack.first_refresh_token()
+    for _ in range(ROUNDS):
+        plain, refused = race_refused_refreshes(stack, token, REFUSED)
+        token = check_refused_changed_nothing(stack, token, plain, refused)
+
+
+def test_the_refused_refresh_race_catches_a_rotate_then_undo(moto_url: str) -> None:
+    """Negative control: the refused refresh rotates T -> S without checking the scope; the plain refresh
+    of T runs whole while it holds (barrier: T is previous within the grace, so it is answered S); then
+    the refused one undoes its rotation. S, handed out, no longer works."""
+    with (
+        BarrierServer(parties=2, arrivals=4, then="pass") as barrier,
+        Stack(moto_url, setup=broken.setup("rotate_then_undo", barrier), size=2) as stack,
+    ):
+        token = stack.first_refresh_token()
+        plain, refused = race_refused_refreshes(stack, token, 1)
+        barrier.check()
+        with pytest.raises(AssertionError, match="the successor handed out in the race does not work"):
+            check_refused_changed_nothing(stack, token, plain, refused)

@@ -1,4 +1,5 @@
-"""Exactly-once and idempotent rotation under real concurrency, over HTTP, through the whole local stack.
+"""One family per device code and idempotent rotation under real concurrency, over HTTP, through the
+whole local stack.
 
 tests/e2e/test_races.py runs the same races on the functions' execution environments directly; these
 go through everything a client reaches: the HTTP API (a thread per connection), the gateway, the
@@ -8,6 +9,10 @@ applies each write to an item atomically).
 Every racer is a thread of its own with a kept-alive connection (opened in a warm-up before the races),
 and the racers of a round are released together by a barrier, so that the requests of a round really
 are in flight at once. All counts and waits are bounded.
+
+The negative control runs the same harness against a stack with a deliberately broken redemption
+(tests/support/broken.py), which forces its bad interleaving with a barrier shared by the execution
+environments (tests/support/barrier.py), never a sleep: it fails the same way every time.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import requests
 
 from local.stack import StackInfo
 from tests.e2e.flows import TIMEOUT, approved_device_code, verify_access_token
+from tests.support import broken
+from tests.support.barrier import BarrierServer
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +39,7 @@ EXCHANGE_RACERS = 50
 REFRESH_ROUNDS = 3
 REFRESH_RACERS = 20
 BARRIER_TIMEOUT = 30  # seconds for every racer of a round to be ready
+BROKEN_CONCURRENCY = 4  # execution environments of the negative control's stack
 
 
 class Racers:
@@ -125,24 +133,38 @@ def refresh(stack: StackInfo, token: str) -> Callable[[requests.Session], tuple[
     return call
 
 
-def test_a_device_code_yields_tokens_exactly_once_over_http(
+def check_one_family(results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """Concurrent exchanges of one approved code within the grace: every one answered with tokens, all
+    of one family (the same refresh token). Returns one of the answers."""
+    outcome = Counter((status, body.get("type", "tokens")) for status, body in results)
+    assert outcome == Counter({(200, "tokens"): len(results)}), outcome
+    refresh_tokens = {body["refresh_token"] for _, body in results}
+    assert len(refresh_tokens) == 1, f"one device code started {len(refresh_tokens)} families"
+    return results[0][1]
+
+
+def test_concurrent_exchanges_of_one_code_share_one_family_over_http(
     stack: StackInfo, racers: Racers, id_token: str
 ) -> None:
-    """20 rounds, each: one approved device code, 50 concurrent exchanges: exactly one 200 (with
-    tokens), 49 x 401 invalid_grant."""
+    """Rounds, each on a new approved code: 50 concurrent exchanges all get tokens, with the same
+    refresh token (redemption is idempotent within the rotation grace: one code, one family). The
+    family rotates once; then 50 more concurrent exchanges are all refused (401 invalid_grant), and the
+    rotated token still works: the family was not reset. The stack runs with the template's grace
+    (10 s): a round's first 50 exchanges end well inside it."""
     started = time.monotonic()
     for round_number in range(EXCHANGE_ROUNDS):
         code = approved_device_code(stack.api_url, stack.clients.public.client_id, id_token)
-        results = racers.race(EXCHANGE_RACERS, exchange(stack, code))
-        outcome = Counter((status, body.get("type", "tokens")) for status, body in results)
-        assert outcome == Counter({(200, "tokens"): 1, (401, "invalid_grant"): EXCHANGE_RACERS - 1}), (
-            round_number,
-            outcome,
-        )
-        (winner,) = [body for status, body in results if status == 200]
-        assert winner["refresh_token"] and winner["user"]["id"] == stack.demo.sub
+        winner = check_one_family(racers.race(EXCHANGE_RACERS, exchange(stack, code)))
+        assert winner["user"]["id"] == stack.demo.sub
         verify_access_token(stack.api_url, winner["access_token"])
-    print(f"\n{EXCHANGE_ROUNDS} rounds x {EXCHANGE_RACERS} exchanges: {time.monotonic() - started:.1f} s")
+        status, rotated = refresh(stack, winner["refresh_token"])(requests.Session())
+        assert status == 200, (round_number, rotated)
+        later = racers.race(EXCHANGE_RACERS, exchange(stack, code))
+        outcome = Counter((status, body.get("type")) for status, body in later)
+        assert outcome == Counter({(401, "invalid_grant"): EXCHANGE_RACERS}), (round_number, outcome)
+        status, after = refresh(stack, rotated["refresh_token"])(requests.Session())
+        assert status == 200, (round_number, after)
+    print(f"\n{EXCHANGE_ROUNDS} rounds x 2 x {EXCHANGE_RACERS} exchanges: {time.monotonic() - started:.1f} s")
 
 
 def test_concurrent_refreshes_share_one_successor_over_http(
@@ -173,24 +195,37 @@ def test_concurrent_refreshes_share_one_successor_over_http(
     assert after["refresh_token"] not in seen
 
 
-def test_the_http_race_catches_a_non_conditional_write() -> None:
-    """The same harness against a stack whose store checks in Python and then writes without a
-    condition (tests/support/broken.py): several racers get tokens. So the test above can fail."""
+def test_the_http_race_catches_a_check_then_act_redemption() -> None:
+    """Negative control: the same harness against a stack whose redemption reads the grant, lets every
+    racer of a round read it too (a barrier shared by the execution environments), checks in Python,
+    then writes without a condition and starts a random family (tests/support/broken.py). The check
+    above fails, every time in the same way: the first round (one racer per execution environment) all
+    get tokens, each of its own family; every later racer finds the code used."""
     from local.stack import LocalStack
     from tests.e2e.conftest import cognito_id_token
 
-    with LocalStack(setup="tests.support.broken:non_conditional_redeem") as broken:
-        token = cognito_id_token(broken, broken.demo.username, broken.demo.password)
+    with (
+        BarrierServer(parties=BROKEN_CONCURRENCY, arrivals=EXCHANGE_RACERS) as barrier,
+        LocalStack(
+            concurrency=BROKEN_CONCURRENCY, setup=broken.setup("check_then_act_redeem", barrier)
+        ) as stack,
+    ):
+        token = cognito_id_token(stack, stack.demo.username, stack.demo.password)
         racers = Racers(EXCHANGE_RACERS)
         try:
             racers.warm(
-                lambda s: s.get(f"{broken.api_url}/.well-known/jwks.json", timeout=TIMEOUT).status_code
+                lambda s: s.get(f"{stack.api_url}/.well-known/jwks.json", timeout=TIMEOUT).status_code
             )
-            code = approved_device_code(broken.api_url, broken.clients.public.client_id, token)
-            results = racers.race(EXCHANGE_RACERS, exchange(broken, code))
+            code = approved_device_code(stack.api_url, stack.clients.public.client_id, token)
+            results = racers.race(EXCHANGE_RACERS, exchange(stack, code))
         finally:
             racers.close()
-    winners = [status for status, _ in results if status == 200]
-    assert len(winners) > 1, (
-        f"the broken store should hand out tokens more than once: {Counter(s for s, _ in results)}"
-    )
+        barrier.check()
+    with pytest.raises(AssertionError):
+        check_one_family(results)
+    outcome = Counter((status, body.get("type", "tokens")) for status, body in results)
+    assert outcome == Counter(
+        {(200, "tokens"): BROKEN_CONCURRENCY, (401, "invalid_grant"): EXCHANGE_RACERS - BROKEN_CONCURRENCY}
+    ), outcome
+    families = {body["refresh_token"] for status, body in results if status == 200}
+    assert len(families) == BROKEN_CONCURRENCY
