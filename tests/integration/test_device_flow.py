@@ -4,9 +4,8 @@ error row of the contract these routes can produce."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -209,7 +208,6 @@ def test_wrong_user_codes_are_limited_per_user(
     api: Api, account: Seed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VERIFY_ATTEMPTS_LIMIT", "3")
-    from authcore import runtime
 
     runtime.reset()
     started = api.device_code()
@@ -504,29 +502,10 @@ def test_a_cognito_access_token_is_not_a_signed_in_person(api: Api, account: See
 # ---------------------------------------------------------------- lost answers (botocore's retries)
 
 
-class LostAnswersOn(aws.LostAnswers):
-    """`aws.LostAnswers`, only for the calls `which` picks out (by their parameters): a request makes
-    several calls of one operation, and the test loses the answer of one of them."""
-
-    def __init__(self, operation: str, which: Callable[[dict[str, Any]], bool], times: int = 1) -> None:
-        super().__init__(operation, times)
-        self.which = which
-
-    def __call__(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
-        if model.name == self.operation and self.which(params):
-            super().__call__(params=params, model=model, **kwargs)
-
-
-@contextlib.contextmanager
-def lose_answers_of(operation: str, which: Callable[[dict[str, Any]], bool]) -> Iterator[LostAnswersOn]:
-    hook = LostAnswersOn(operation, which)
-    events = runtime.store().client.meta.events
-    event = f"before-parameter-build.dynamodb.{operation}"
-    events.register_first(event, hook)
-    try:
-        yield hook
-    finally:
-        events.unregister(event, hook)
+def lose_answers_of(operation: str, which: Callable[[dict[str, Any]], bool]) -> Any:
+    """`aws.lose_answers`, only for the calls `which` picks out: a request makes several calls of one
+    operation, and the test loses the answer of one of them."""
+    return aws.lose_answers(operation, which=which)
 
 
 def decision_write(params: dict[str, Any]) -> bool:

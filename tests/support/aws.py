@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,13 +181,18 @@ class LostAnswers:
     botocore retries a call that timed out. The first ``times`` calls of ``operation`` are each applied
     once more, out of band, just before the call itself goes: the call is then the retry."""
 
-    def __init__(self, operation: str, times: int) -> None:
+    def __init__(
+        self, operation: str, times: int, which: Callable[[dict[str, Any]], bool] | None = None
+    ) -> None:
         self.operation = operation
         self.left = times
+        self.which = which  # only the calls it picks out (by their parameters); None: every call
         self.lost = 0
 
     def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if model.name != self.operation or self.left <= 0:
+            return
+        if self.which is not None and not self.which(params):
             return
         self.left -= 1
         client = runtime.store().client
@@ -199,10 +204,12 @@ class LostAnswers:
 
 
 @contextlib.contextmanager
-def lose_answers(operation: str, times: int = 1) -> Iterator[LostAnswers]:
-    """The next ``times`` calls of ``operation`` by the runtime's DynamoDB client: applied, answer lost,
-    retried (see LostAnswers)."""
-    hook = LostAnswers(operation, times)
+def lose_answers(
+    operation: str, times: int = 1, which: Callable[[dict[str, Any]], bool] | None = None
+) -> Iterator[LostAnswers]:
+    """The next ``times`` calls of ``operation`` by the runtime's DynamoDB client (those ``which``
+    picks out, when a request makes several): applied, answer lost, retried (see LostAnswers)."""
+    hook = LostAnswers(operation, times, which)
     events = runtime.store().client.meta.events
     event = f"before-parameter-build.dynamodb.{operation}"
     events.register_first(event, hook)
