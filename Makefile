@@ -18,10 +18,12 @@ include mk/sam.mk
 include mk/browser.mk
 include mk/node.mk
 include mk/bench.mk
+include mk/invoke.mk
 
 help:
 	@echo "make serve   start the whole API on http://127.0.0.1:$(PORT) with embedded AWS services"
 	@echo "make test    run every test"
+	@echo "make invoke  FN=TokenFunction EVENT=events/token.device_pending.json: one event through the real Lambda runtime (docs/invoke.md)"
 	@echo "make admin ARGS='clients list'   the admin command (against make serve's stack unless TABLE_NAME is set)"
 	@echo "make lint    ruff + mypy; make bench: the load benchmark; make clean"
 
@@ -36,13 +38,14 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 venv: $(VENV)/.synced
 
-serve: $(VENV)/.synced
-	$(VENV)/bin/python -m local.serve --port $(PORT)
+# ARGS: more options of local.serve, e.g. ARGS="--runtime lambda" (the functions on the Lambda runtime)
+serve: $(VENV)/.synced $(if $(findstring lambda,$(ARGS)),$(LAMBDA_RUNTIME))
+	$(VENV)/bin/python -m local.serve --port $(PORT) $(ARGS)
 
 admin: $(VENV)/.synced
 	@$(VENV)/bin/python -m local.admin $(ARGS)
 
-test: $(VENV)/.synced $(SAM) browser node-deps
+test: $(VENV)/.synced $(SAM) $(LAMBDA_RUNTIME) browser node-deps
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.synced

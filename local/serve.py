@@ -1,7 +1,11 @@
 """Run the whole API on localhost, on embedded AWS services (`make serve`).
 
     python -m local.serve [--port 3000] [--host 127.0.0.1] [--allow-origin URL ...] [--info-file PATH]
-                          [--clock-file PATH]
+                          [--clock-file PATH] [--runtime {process,lambda}] [--concurrency N]
+
+`--runtime lambda` runs the functions on the real Lambda runtime (local.invoke: the Runtime Interface
+Emulator and awslambdaric, `--concurrency` of them per function) instead of worker processes; `make
+serve ARGS="--runtime lambda"` installs it first (docs/invoke.md).
 
 Prints where everything is (and writes it as JSON to .local/serve.json), then serves until Ctrl-C or
 SIGTERM, and stops every process it started. One access line per request goes to stderr; the
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from local.stack import DEFAULT_INFO_FILE, LocalStack, PortUnavailable, StackInfo
+from local.stack import DEFAULT_INFO_FILE, RUNTIMES, LocalStack, PortUnavailable, StackInfo
 
 EXIT_USAGE = 2
 
@@ -87,7 +91,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--concurrency",
         type=int,
         default=2,
-        help="execution environments: requests served at once (default 2)",
+        help="execution environments: requests served at once (default 2); with --runtime lambda, per function",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="process",
+        help="process: worker processes that import every function (default); lambda: the real Lambda "
+        "runtime, an emulator per function and execution environment (docs/invoke.md)",
     )
     parser.add_argument(
         "--info-file", type=Path, default=DEFAULT_INFO_FILE, help="where to write the summary"
@@ -111,6 +122,7 @@ def summary(info: StackInfo, info_file: Path, seconds: float) -> str:
             f"  API                  {info.api_url}",
             f"  discovery            {info.api_url}/.well-known/oauth-authorization-server",
             f"  embedded AWS         {info.aws_endpoint_url}  (region {info.region})",
+            f"  functions            {_runtime_line(info)}",
             f"  Cognito user pool    {info.user_pool_id}  app client {info.user_pool_client_id}",
             f"  demo user            {info.demo.username} / {info.demo.password}"
             f"  (organization {info.demo.organization_id})",
@@ -122,8 +134,24 @@ def summary(info: StackInfo, info_file: Path, seconds: float) -> str:
     )
 
 
+def _runtime_line(info: StackInfo) -> str:
+    if info.runtime == "lambda":
+        return "on the Lambda runtime (an emulator per function and environment; cold start at first use)"
+    return "in worker processes (every function warm in each)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.runtime == "lambda":
+        from local.invoke import unavailable
+
+        if args.clock_file is not None:
+            print("error: --clock-file works with --runtime process only", file=sys.stderr)
+            return EXIT_USAGE
+        reason = unavailable()
+        if reason is not None:
+            print(f"error: {reason}", file=sys.stderr)
+            return EXIT_USAGE
     signals = _Signals()
     started = time.monotonic()
     stack = LocalStack(
@@ -133,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed_origins=args.allow_origin,
         info_file=args.info_file,
         clock_file=args.clock_file,
+        runtime=args.runtime,
     )
     try:
         try:

@@ -12,8 +12,11 @@
    properties as the template sets them);
 4. seeds, through `authcore.admin`, a public client, a confidential client, an organization, and a
    confirmed demo user in the user pool whose `sub` is a member of that organization;
-5. starts the functions' execution environments (`local.workers.Environments`: processes, one
-   invocation at a time each) with the template's environment variables resolved to these resources;
+5. starts the functions' execution environments with the template's environment variables resolved to
+   these resources: `local.workers.Environments` (processes, one invocation at a time each, every function
+   warm in each), or with `runtime="lambda"` the real Lambda runtime (`local.invoke.Runtimes`: the Runtime
+   Interface Emulator running awslambdaric, `concurrency` of them per function, each with its function's
+   own environment);
 6. serves the HTTP API (`local.gateway`): the template's routes, its JWT authorizer and its CORS.
 
 For tests, `LocalStack(clock_file=path)` gives the functions a clock that a test moves
@@ -21,7 +24,9 @@ For tests, `LocalStack(clock_file=path)` gives the functions a clock that a test
 in that file (`local.workers.FileClock`). Without `clock_file` (as `make serve` runs) the functions run
 on the wall clock, and the layer itself never reads such a file.
 
-The returned `StackInfo` is what `make serve` writes to .local/serve.json (`StackInfo.to_dict`).
+The returned `StackInfo` is what `make serve` writes to .local/serve.json (`StackInfo.to_dict`); its
+`functions` give each function's code, handler, timeout, memory and resolved environment, which is how
+`make invoke` (local.invoke) runs a function exactly as this stack would.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -45,7 +50,7 @@ if str(ROOT / "layers") not in sys.path:  # the layer is on the functions' path 
     sys.path.append(str(ROOT / "layers"))
 
 from local import template as tpl  # noqa: E402
-from local.cfn import Resolver  # noqa: E402
+from local.cfn import NO_VALUE, Resolver  # noqa: E402
 from local.gateway import Cors, Gateway, HttpFront, JwtAuthorizer, Router, Target  # noqa: E402
 
 REGION = "us-east-1"
@@ -63,6 +68,7 @@ CONFIDENTIAL_CLIENT_ID = "demo-backend"
 # Copied from the parent's environment into the functions' (which otherwise hold only what the
 # template and the stack set): enough for a process to run, nothing that could reach real AWS.
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+RUNTIMES = ("process", "lambda")  # how the functions run: see LocalStack(runtime=...)
 
 # CloudFormation property -> API parameter, for the Cognito resources (the same name unless listed).
 _USER_POOL_PARAMETERS = {
@@ -190,6 +196,10 @@ class StackInfo:
     clients: Clients
     pid: int
     aws_endpoint_pid: int
+    # logical id -> {"code_uri", "handler", "timeout", "memory_size", "environment"}: each function as
+    # this stack runs it (its environment resolved to the stack's resources; no host variables)
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runtime: str = "process"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -234,13 +244,23 @@ class LocalStack:
         template_path: str | Path | None = None,
         setup: str | None = None,
         clock_file: str | Path | None = None,
+        runtime: str = "process",
     ) -> None:
         """`setup` ("module:function") runs once in each execution environment before any invocation:
         for tests that install a deliberately broken variant to show a test can fail.
 
         `clock_file` (tests only): the functions' clock is the wall clock plus the seconds that file
         holds (0 when it does not exist); `advance_clock` moves it. Only the functions' time moves: the
-        gateway's JWT authorizer and the AWS endpoint (Cognito's tokens) stay on the wall clock."""
+        gateway's JWT authorizer and the AWS endpoint (Cognito's tokens) stay on the wall clock.
+
+        `runtime`: "process" (worker processes that import every function, `concurrency` in all) or
+        "lambda" (the real Lambda runtime, `concurrency` emulators per function: local.invoke). The
+        Lambda runtime takes neither `setup` nor `clock_file`: nothing can be injected into it."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        if runtime == "lambda" and (setup is not None or clock_file is not None):
+            raise ValueError("the Lambda runtime takes neither setup nor clock_file")
+        self.runtime = runtime
         self.setup = setup
         self.clock_file = Path(clock_file) if clock_file is not None else None
         self.host = host
@@ -338,7 +358,10 @@ class LocalStack:
         if self._moto is not None and self._moto.process is not None:
             pids.append(int(self._moto.process.pid))
         if self._environments is not None:
-            pids += [int(process.pid) for process, _ in getattr(self._environments, "_all", [])]
+            if hasattr(self._environments, "pids"):  # the Lambda runtime's emulators
+                pids += [int(pid) for pid in self._environments.pids()]
+            else:
+                pids += [int(process.pid) for process, _ in getattr(self._environments, "_all", [])]
         return pids
 
     # ------------------------------------------------------------ steps
@@ -417,12 +440,15 @@ class LocalStack:
         sm = session.client("secretsmanager", endpoint_url=endpoint)
         self._secrets(sm, template, resolver)
         resolver.refs["HttpApi"] = "local"
-        environment = self._function_environment(template, resolver, endpoint)
-        if environment.get("AUTH_ISSUER") == issuer:  # on AWS the issuer's discovery document says where
-            environment["AUTH_JWKS_URI"] = f"{endpoint}/{pool_id}/.well-known/jwks.json"
+        per_function = function_environments(template, resolver, endpoint)
+        for variables in per_function.values():
+            if variables.get("AUTH_ISSUER") == issuer:  # on AWS the issuer's discovery document says where
+                variables["AUTH_JWKS_URI"] = f"{endpoint}/{pool_id}/.well-known/jwks.json"
+        environment = self._function_environment(per_function)
         keys_secret_id, jwks_secret_id = (self._secret_id(environment, n) for n in ("KEYS", "JWKS"))
         targets = self._targets(template, resolver)
-        starting = _Background(lambda: self._start_environments(environment, targets), "functions")
+        functions = self._functions(template, resolver, per_function)
+        starting = _Background(lambda: self._start_environments(environment, targets, functions), "functions")
         try:
             ddb = session.client("dynamodb", endpoint_url=endpoint)
             ddb.create_table(TableName=table_name, **tpl.table_spec(template, table_logical_id))
@@ -482,6 +508,8 @@ class LocalStack:
             ),
             pid=os.getpid(),
             aws_endpoint_pid=int(self._moto.process.pid),
+            functions=functions,
+            runtime=self.runtime,
         )
 
     def _mark(self, step: str, started: float) -> None:
@@ -566,45 +594,46 @@ class LocalStack:
         return next(str(a["Value"]) for a in user["Attributes"] if a["Name"] == "sub")
 
     @staticmethod
-    def _function_environment(template: dict[str, Any], resolver: Resolver, endpoint: str) -> dict[str, str]:
-        """Every function's variables (Globals and its own), resolved, in one environment.
+    def _function_environment(per_function: dict[str, dict[str, str]]) -> dict[str, str]:
+        """Every function's variables (`function_environments`) in one environment, with the host's
+        PASSTHROUGH_ENV.
 
-        The execution environments (local.workers) are shared by all functions, so they get the union:
-        every function's variables are the same Globals plus a few of its own, and two functions that
-        set one variable differently are refused rather than silently merged."""
+        The worker processes (local.workers) are shared by all functions, so they get the union: every
+        function's variables are the same Globals plus a few of its own, and two functions that set one
+        variable differently are refused rather than silently merged."""
         environment: dict[str, str] = {}
         owner: dict[str, str] = {}
-        for spec in tpl.functions(template):
-            if not resolver.resource_enabled(spec.logical_id):
-                continue
-            for name, value in spec.environment.items():
-                resolved = resolver.resolve(value)
-                if isinstance(resolved, list | dict) or resolved is None:
-                    continue
-                text = resolver.string(resolved)
+        for logical_id, variables in per_function.items():
+            for name, text in variables.items():
                 if name in environment and environment[name] != text:
                     raise tpl.TemplateError(
-                        f"{spec.logical_id} and {owner[name]} set {name} differently; the local stack "
+                        f"{logical_id} and {owner[name]} set {name} differently; the local stack "
                         "runs every function with one environment"
                     )
-                environment[name], owner[name] = text, spec.logical_id
-        environment.update(
-            {
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_REGION": REGION,
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                # No shared config or credentials files: nothing here may reach a real AWS account.
-                "AWS_CONFIG_FILE": os.devnull,
-                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                "POWERTOOLS_TRACE_DISABLED": "true",
-            }
-        )
+                environment[name], owner[name] = text, logical_id
         for name in PASSTHROUGH_ENV:
             if name in os.environ:
                 environment.setdefault(name, os.environ[name])
         return environment
+
+    @staticmethod
+    def _functions(
+        template: dict[str, Any], resolver: Resolver, per_function: dict[str, dict[str, str]]
+    ) -> dict[str, dict[str, Any]]:
+        """StackInfo.functions: each enabled function's code, handler, limits and environment."""
+        functions: dict[str, dict[str, Any]] = {}
+        for spec in tpl.functions(template):
+            if spec.logical_id not in per_function:
+                continue
+            timeout, memory_size = function_limits(template, resolver, spec.logical_id)
+            functions[spec.logical_id] = {
+                "code_uri": spec.code_uri,
+                "handler": spec.handler,
+                "timeout": timeout,
+                "memory_size": memory_size,
+                "environment": dict(per_function[spec.logical_id]),
+            }
+        return functions
 
     @staticmethod
     def _targets(template: dict[str, Any], resolver: Resolver) -> list[Target]:
@@ -625,7 +654,17 @@ class LocalStack:
                 )
         return targets
 
-    def _start_environments(self, environment: dict[str, str], targets: list[Target]) -> Any:
+    def _start_environments(
+        self, environment: dict[str, str], targets: list[Target], functions: dict[str, dict[str, Any]]
+    ) -> Any:
+        if self.runtime == "lambda":
+            from local.invoke import Function, Runtimes
+
+            served = {t.function for t in targets}
+            return Runtimes(
+                [Function.from_info(name, functions[name]) for name in sorted(served) if name in functions],
+                per_function=self.concurrency,
+            )
         from local.workers import Environments
 
         preload = []
@@ -704,3 +743,54 @@ def _write_private_json(path: Path, document: dict[str, Any]) -> None:
         json.dump(document, out, indent=2)
         out.write("\n")
     os.replace(partial, path)
+
+
+# ---------------------------------------------------------------- the functions' configuration
+
+
+def local_aws_environment(endpoint: str) -> dict[str, str]:
+    """What the stack sets in every function's environment besides the template's variables: the
+    embedded AWS endpoint, its region, credentials it accepts, and nothing that could reach a real AWS
+    account."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        # No shared config or credentials files: nothing here may reach a real AWS account.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+def function_environments(
+    template: dict[str, Any], resolver: Resolver, endpoint: str
+) -> dict[str, dict[str, str]]:
+    """Each enabled function's variables, as Lambda would set them: Globals and its own, resolved by
+    `resolver`, plus `local_aws_environment(endpoint)`. A variable whose value resolves to nothing
+    (AWS::NoValue) or to a list or mapping is left out."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in tpl.functions(template):
+        if not resolver.resource_enabled(spec.logical_id):
+            continue
+        variables: dict[str, str] = {}
+        for name, value in spec.environment.items():
+            resolved = resolver.resolve(value)
+            if isinstance(resolved, list | dict) or resolved is None or resolved is NO_VALUE:
+                continue
+            variables[name] = resolver.string(resolved)
+        variables.update(local_aws_environment(endpoint))
+        out[spec.logical_id] = variables
+    return out
+
+
+def function_limits(template: dict[str, Any], resolver: Resolver, logical_id: str) -> tuple[int, int]:
+    """A function's Timeout (seconds) and MemorySize (MB), Globals.Function merged in; Lambda's defaults
+    (3 s, 128 MB) when neither sets them."""
+    globals_ = (template.get("Globals") or {}).get("Function") or {}
+    properties = template["Resources"][logical_id].get("Properties") or {}
+    timeout = resolver.resolve(properties.get("Timeout", globals_.get("Timeout", 3)))
+    memory_size = resolver.resolve(properties.get("MemorySize", globals_.get("MemorySize", 128)))
+    return int(timeout), int(memory_size)
