@@ -60,21 +60,57 @@ def refresh(ctx: Context, presented: str, caller: Caller, scope: str | None = No
     digest = keys.hmac.digest(presented)
     successor = keys.hmac.successor(token)
     successor_digest = keys.hmac.digest(successor)
+    rotation = {
+        "presented_digest": digest,
+        "generation": token.generation,
+        "successor_digest": successor_digest,
+        "client_id": client.client_id,
+        "now": ctx.now,
+    }
     try:
-        grant = ctx.store.rotate_refresh(
-            token.grant_id,
-            presented_digest=digest,
-            generation=token.generation,
-            successor_digest=successor_digest,
-            client_id=client.client_id,
-            scopes=asked or [],
-            now=ctx.now,
-        )
+        grant = ctx.store.rotate_refresh(token.grant_id, scopes=asked or [], **rotation)  # type: ignore[arg-type]
     except Rejected as rejected:
-        grant = _not_rotated(ctx, rejected.old, token, digest, successor_digest, asked)
+        old = rejected.old
+        if not _narrowing_a_grant_without_scope_list(old, token, digest, asked):
+            grant = _not_rotated(ctx, old, token, digest, successor_digest, asked)
+        else:  # a grant written before scope_list: its scope string, checked here, pinned in the condition
+            assert old is not None
+            try:
+                grant = ctx.store.rotate_refresh(
+                    token.grant_id,
+                    scopes=[],
+                    pinned_scope=old.scope,
+                    **rotation,  # type: ignore[arg-type]
+                )
+            except Rejected as again:
+                grant = _not_rotated(ctx, again.old, token, digest, successor_digest, asked)
+            else:
+                audit(
+                    "rotated",
+                    grant_id=grant.grant_id,
+                    client_id=grant.client_id,
+                    generation=grant.rt_generation,
+                )
     else:
         audit("rotated", grant_id=grant.grant_id, client_id=grant.client_id, generation=grant.rt_generation)
     return issue(ctx, keys, grant, successor, " ".join(asked) if asked else None)
+
+
+def _narrowing_a_grant_without_scope_list(
+    old: Grant | None, token: tokens.RefreshToken, digest: str, asked: list[str] | None
+) -> bool:
+    """The write refused only because the grant (a device request started before scope_list existed)
+    has no list to check the narrowed scopes against, though its scope string grants them."""
+    return (
+        old is not None
+        and asked is not None
+        and old.scope_list is None
+        and old.status == "issued"
+        and old.revoked_at is None
+        and old.rt_generation == token.generation
+        and tokens.same_digest(old.rt_digest, digest)
+        and not _narrowing_refused(old, asked)
+    )
 
 
 def _asked_scopes(requested: str | None) -> list[str] | None:

@@ -404,6 +404,7 @@ class Store:
         client_id: str,
         scopes: list[str],
         now: int,
+        pinned_scope: str | None = None,
     ) -> Grant:
         """current -> previous, successor -> current, in one conditional write. Every reason to refuse
         is in the condition (the token is the current one, the family is live and the client's, the
@@ -424,12 +425,17 @@ class Store:
         for i, scope in enumerate(dict.fromkeys(scopes)):
             condition += f" AND contains(scope_list, :sc{i})"
             values |= _values(**{f"sc{i}": scope})
+        names = {"#s": "status"}
+        if pinned_scope is not None:  # a grant written without scope_list: narrowed against this scope
+            condition += " AND attribute_not_exists(scope_list) AND #scope = :pinned"
+            values |= _values(pinned=pinned_scope)
+            names["#scope"] = "scope"
         return self._update_grant(
             grant_id,
             "SET rt_prev_digest = :d, rt_digest = :s, rt_generation = rt_generation + :one, rt_rotated_at = :now",
             condition,
             values,
-            {"#s": "status"},
+            names,
         )
 
     def revoke_family(
