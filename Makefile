@@ -18,7 +18,9 @@ include mk/sam.mk
 include mk/browser.mk
 include mk/node.mk
 include mk/bench.mk
+include mk/mutate.mk
 include mk/invoke.mk
+include mk/soak.mk
 
 help:
 	@echo "make serve   start the whole API on http://127.0.0.1:$(PORT) with embedded AWS services"
@@ -26,6 +28,8 @@ help:
 	@echo "make invoke  FN=TokenFunction EVENT=events/token.device_pending.json: one event through the real Lambda runtime (docs/invoke.md)"
 	@echo "make admin ARGS='clients list'   the admin command (against make serve's stack unless TABLE_NAME is set)"
 	@echo "make lint    ruff + mypy; make bench: the load benchmark; make clean"
+	@echo "make soak    the lifecycle model test, long (SOAK_STEPS=100000, SOAK_SEED=N to repeat a run)"
+	@echo "make mutate  mutation testing of the layer before a release (MODULES='store tokens'; docs/mutation.md)"
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required on PATH (python3.13)"; exit 1; }
