@@ -61,6 +61,7 @@ def world(
     yield World(seed=account, spy=spy, logs=captured_logs, drain=capsys.readouterr)
 
 
+@pytest.mark.timeout(0 if SOAK_STEPS else 1200)  # a failure is shrunk to its shortest run: minutes
 def test_the_lifecycle_model(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     STATS.__dict__.update(Stats().__dict__)
     try:
@@ -73,7 +74,8 @@ def test_the_lifecycle_model(world: World, capsys: pytest.CaptureFixture[str]) -
                 derandomize=not SOAK_STEPS,
                 database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-                phases=[Phase.explicit, Phase.reuse, Phase.generate] if NO_SHRINK else list(Phase),
+                # no explain phase: tracing every line of thousands of requests takes longer than the run
+                phases=[Phase.explicit, Phase.reuse, Phase.generate] + ([] if NO_SHRINK else [Phase.shrink]),
             ),
         )
     finally:
@@ -92,3 +94,28 @@ def test_the_lifecycle_model(world: World, capsys: pytest.CaptureFixture[str]) -
         costs,
     ) in STATS.rotation_costs.items():  # one client's rotation costs the same at every generation
         assert len(set(costs.values())) == 1, (client, costs)
+
+
+# ---------------------------------------------------------------- what the model found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="store.reserve_verify_attempt is a non-idempotent ADD: botocore's retry of a reservation whose "
+    "answer was lost counts it twice, so with one attempt left the person is refused (429) even for the "
+    "right code (the model's verify_retry_counted_twice)",
+)
+def test_a_retried_attempt_reservation_counts_once(api: Api, account: aws.Seed) -> None:
+    started = api.device_code()
+    for _ in range(9):  # nine wrong codes: one attempt of ten left
+        wrong = api.call(
+            "POST",
+            "/oauth/device/verify",
+            body={"user_code": "BBBB-BBBB", "decision": "approve"},
+            claims=account.user,
+        )
+        assert wrong.status == 404, wrong.text
+    with aws.lose_answers("UpdateItem", times=1) as lost:  # the reservation: applied, answer lost, retried
+        result = api.approve(started["user_code"], account.user)
+    assert lost.lost == 1
+    assert result.status == 200 and result.json() == {"status": "approved"}, result.text

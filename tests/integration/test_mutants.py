@@ -16,7 +16,7 @@ import pytest
 
 from authcore import runtime, tokens
 from authcore.clock import Manual
-from tests.conftest import TABLE, Api
+from tests.conftest import GRACE, TABLE, Api
 from tests.integration.contract import assert_error_in
 from tests.support import aws
 from tests.support.aws import Seed
@@ -25,6 +25,7 @@ from tests.support.forge import grant_of
 CODE = "BCDFGHJK"  # every device request below gets this user code: collisions on demand
 SHOWN = "BCDF-GHJK"
 DEVICE_CODE_TTL = 900  # the default DEVICE_CODE_TTL_SECONDS
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 def same_user_code_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,9 +236,6 @@ def before_update(expression: str, side_write: dict[str, int]) -> Iterator[list[
 def poll(api: Api, device_code: str) -> Any:
     form = {"grant_type": DEVICE_GRANT, "device_code": device_code, "client_id": "demo-cli"}
     return api.call("POST", "/oauth/token", form=form)
-
-
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 def test_of_two_polls_at_once_one_is_slowed_down(api: Api, account: Seed, clock: Manual) -> None:
@@ -564,3 +562,72 @@ def test_every_failed_basic_authentication_gets_a_basic_challenge(
     plain = api.call("POST", "/oauth/device/code", form=form)
     if plain.status == 401:
         assert "www-authenticate" not in plain.headers
+
+
+def test_a_confidential_session_signs_out_with_its_own_secret(api: Api, account: Seed) -> None:
+    """sessions.logout admits the token's client by its rules: a confidential client's session ends with
+    its HTTP Basic credentials, and not without them."""
+    session = confidential_session(api, account)
+    grant = f"GRANT#{grant_of(session['refresh_token'])}"
+    bare = logout(api, session["refresh_token"])
+    assert_error_in(bare, "product", status=401, error="invalid_client")
+    assert "revoked_at" not in item(grant, "GRANT")
+    signed_out = logout(api, session["refresh_token"], headers=basic("backend", account.confidential_secret))
+    assert signed_out.status == 200, signed_out.text
+    assert "revoked_at" in item(grant, "GRANT")
+
+
+def test_a_poll_whose_request_vanished_meanwhile_is_still_answered(api: Api, account: Seed) -> None:
+    """store.slow_down: when the grant item is gone by the time the interval is grown (DynamoDB's TTL
+    deletion), the too-fast poll is answered slow_down with the grown interval, not a 500."""
+    started = api.device_code()
+    assert_error_in(poll(api, started["device_code"]), "oauth", status=400, error="authorization_pending")
+    gone: list[str] = []
+
+    def delete_grant(params: dict[str, Any], **_: Any) -> None:
+        if params.get("UpdateExpression") == "SET #i = :new" and not gone:
+            boto3.client("dynamodb", region_name=aws.REGION).delete_item(TableName=TABLE, Key=params["Key"])
+            gone.append(params["Key"]["pk"]["S"])
+
+    events = runtime.store().client.meta.events
+    events.register_first("before-parameter-build.dynamodb.UpdateItem", delete_grant)
+    try:
+        result = poll(api, started["device_code"])
+    finally:
+        events.unregister("before-parameter-build.dynamodb.UpdateItem", delete_grant)
+    assert gone
+    assert assert_error_in(result, "oauth", status=400, error="slow_down")["interval"] == 10
+
+
+# ---------------------------------------------------------------- revocation, continued
+
+
+def test_revoking_an_access_token_whose_grant_is_gone_is_200(api: Api, account: Seed) -> None:
+    """sessions.revoke: an authentic access token whose grant item no longer exists (collected by TTL)
+    is ignored like any unknown token (RFC 7009 §2.2), not a 500."""
+    signed = api.signed_in(account)
+    grant_id = grant_of(signed["refresh_token"])
+    boto3.client("dynamodb", region_name=aws.REGION).delete_item(
+        TableName=TABLE, Key={"pk": {"S": f"GRANT#{grant_id}"}, "sk": {"S": "GRANT"}}
+    )
+    form = {"token": signed["access_token"], "client_id": "demo-cli"}
+    assert api.call("POST", "/oauth/revoke", form=form).status == 200
+
+
+def test_a_revoked_family_records_why_it_ended(api: Api, account: Seed, clock: Manual) -> None:
+    """The grant item keeps why its family ended (revoke_reason): "revoked" by the client, "reuse" when a
+    rotated-out token came back after the grace."""
+    by_access = api.signed_in(account)
+    api.call("POST", "/oauth/revoke", form={"token": by_access["access_token"], "client_id": "demo-cli"})
+    assert item(f"GRANT#{grant_of(by_access['refresh_token'])}", "GRANT")["revoke_reason"] == {"S": "revoked"}
+    by_refresh = api.signed_in(account)
+    api.call("POST", "/oauth/revoke", form={"token": by_refresh["refresh_token"], "client_id": "demo-cli"})
+    assert item(f"GRANT#{grant_of(by_refresh['refresh_token'])}", "GRANT")["revoke_reason"] == {
+        "S": "revoked"
+    }
+    reused = api.signed_in(account)
+    assert api.call("POST", "/auth/refresh", body={"refresh_token": reused["refresh_token"]}).status == 200
+    clock.advance(GRACE + 1)  # past the rotation grace
+    again = api.call("POST", "/auth/refresh", body={"refresh_token": reused["refresh_token"]})
+    assert_error_in(again, "product", status=401, error="invalid_grant")
+    assert item(f"GRANT#{grant_of(reused['refresh_token'])}", "GRANT")["revoke_reason"] == {"S": "reuse"}

@@ -374,6 +374,9 @@ class Expect:
     interval: int | None = None  # slow_down: the interval the answer must carry
     new_items: int = 0  # items the request creates (device authorization: the grant and its user code)
     label: str = ""  # what the outcome is called in the summary's coverage counts
+    if_lost: Expect | None = None
+    """A known deviation (its label names it; a strict xfail in test_model.py reproduces it): what the
+    request answers instead when one of its writes was applied and its answer lost. Accepted only then."""
 
 
 @dataclass
@@ -532,6 +535,8 @@ class LifecycleMachine(RuleBasedStateMachine):
             return None
         if lost is not None and lost.lost:
             STATS.answers_lost += 1
+            if expect.if_lost is not None and self.answered(result, expect.if_lost, spoken):
+                expect = expect.if_lost
 
         if expect.kind == "ok":
             assert result.status == 200, f"expected success: {where}"
@@ -582,6 +587,15 @@ class LifecycleMachine(RuleBasedStateMachine):
         if fault is not None:
             self.resync_attempts()
         return result
+
+    @staticmethod
+    def answered(result: HttpResult, expect: Expect, spoken: str) -> bool:
+        if expect.kind == "ok":
+            return result.status == 200
+        o_status, o_error, p_status, p_type = SPOKEN[expect.kind]
+        if spoken == "oauth":
+            return (result.status, result.json().get("error")) == (o_status, o_error)
+        return (result.status, result.json().get("type")) == (p_status, p_type)
 
     @staticmethod
     def refusal_writes_only_what_it_may(changed: dict[str, set[str]], where: str) -> None:
@@ -723,6 +737,19 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.send("POST", "/oauth/device/code", expect, fault, form=form, headers=headers)
 
     def decide_expect(self, user: str, login: Login | None, decision: str, org: str | None) -> Expect:
+        expect = self.decision_expect(user, login, decision, org)
+        sub = getattr(self.seed, USERS[user][0])["sub"]
+        if (
+            expect.kind != "rate_limited"
+            and self.attempts.get((sub, self.now - self.now % VERIFY_WINDOW)) == VERIFY_LIMIT - 1
+        ):
+            # Known deviation: the attempt's reservation (a non-idempotent ADD) applied, its answer lost and
+            # retried by botocore, counts twice; with one attempt left the retry finds none.
+            rate = {pk: attrs for pk, attrs in expect.changes.items() if pk.startswith("RATE#")}
+            expect.if_lost = Expect("rate_limited", rate, label="verify_retry_counted_twice")
+        return expect
+
+    def decision_expect(self, user: str, login: Login | None, decision: str, org: str | None) -> Expect:
         """POST /oauth/device/verify, in the order the contract implies: standing, the attempt limit,
         the code, the organization, the request's state."""
         sub = getattr(self.seed, USERS[user][0])["sub"]
