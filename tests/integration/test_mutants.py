@@ -85,6 +85,29 @@ def test_a_live_user_code_is_never_taken_over(
     assert api.exchange(first["device_code"]).status == 200
 
 
+def test_a_collision_is_retried_with_a_new_user_code(
+    api: Api, account: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """device.start / store.create_device_grant: a user code held by a live request is a cancelled
+    transaction that the request retries with a fresh code (not a 503), writing nothing for the first."""
+    first = api.device_code()
+    taken = first["user_code"].replace("-", "")
+    codes = iter([taken, "CDFGHJKL"])
+    monkeypatch.setattr(tokens, "new_user_code", lambda: next(codes))
+    second = api.device_code("old-cli")
+    assert second["user_code"] == "CDFG-HJKL"
+    assert item(f"USERCODE#{taken}", "USERCODE")["grant_id"]["S"] == grant_of_code(first["device_code"])
+    assert item("USERCODE#CDFGHJKL", "USERCODE")["grant_id"]["S"] == grant_of_code(second["device_code"])
+
+
+def test_a_user_code_item_is_collected_when_its_request_expires(api: Api, account: Seed) -> None:
+    """The user code item carries the TTL attribute, set to its request's expiry: DynamoDB collects it."""
+    started = api.device_code()
+    grant = item(f"GRANT#{grant_of_code(started['device_code'])}", "GRANT")
+    code = item(f"USERCODE#{started['user_code'].replace('-', '')}", "USERCODE")
+    assert code["ttl"] == code["expires_at"] == grant["expires_at"]
+
+
 @pytest.mark.parametrize("after", [0, 1], ids=["at_expiry", "after_expiry"])
 def test_the_user_code_of_an_expired_request_is_given_again(
     api: Api, account: Seed, monkeypatch: pytest.MonkeyPatch, clock: Manual, after: int

@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import hmac as stdlib_hmac
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -1319,7 +1320,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            if self.logins:
+            if self.logins and sys.exc_info()[1] is None:  # after a failure, its own report only
                 self.check_against_scan()
                 for login in self.families():  # every family's current token, at the end
                     assert login.family is not None
