@@ -2,19 +2,19 @@
 # broken on purpose? A tool to run before a release, never part of `make test`; docs/mutation.md says
 # how to read its report. Included from the Makefile, which defines PYTHON, VENV and SHELL (bash).
 #
-#   make mutate                              every module below (about half an hour on 2 cores)
-#   make mutate MODULES="store tokens"       some of them
+#   make mutate                              every module below (hours on 2 cores: see docs/mutation.md)
+#   make mutate MODULES="store tokens"       some of them (clients alone: ~10-25 minutes)
 #   make mutate MUTATE_TESTS="tests/..."     another test selection
 #   make mutate MODULES=tokens MUTANTS='authcore.tokens.x_same_digest*'   only some functions' mutants
 #
 # mutmut lives in a virtual environment of its own (.tools/mutmut: uv.lock never changes) that sees the
 # project's packages through a .pth file pointing at .venv's site-packages, after its own; its pytest is
-# pinned to the project's. Changing MUTMUT_VERSION reinstalls it. It runs in a copy of the work tree (.tools/mutate/work: git-ignored, and the
-# tree other people edit is never mutated in place), where the layer's modules sit under src/ so that
-# mutmut names them as the tests import them (authcore.store, not layers.authcore.store); mutmut writes
-# its mutants to work/mutants/, where `layers` is a link to the mutated src/. Per mutant, mutmut runs only
-# the tests (of MUTATE_TESTS) that called the mutated function in a first, recording run, in a process
-# forked from that run, and stops at the first failure.
+# pinned to the project's. Changing MUTMUT_VERSION reinstalls it. It runs in a copy of the work tree
+# (.tools/mutate/work: git-ignored, and the tree other people edit is never mutated in place), where the
+# layer's modules sit under src/ so that mutmut names them as the tests import them (authcore.store, not
+# layers.authcore.store); mutmut writes its mutants to work/mutants/, where `layers` is a link to the
+# mutated src/. Per mutant, mutmut runs only the tests (of MUTATE_TESTS) that called the mutated function
+# in a first, recording run, in a process forked from that run, and stops at the first failure.
 
 MUTMUT_VERSION := 3.8.1
 MUTMUT_VENV := .tools/mutmut

@@ -245,3 +245,22 @@ def test_a_client_uses_only_its_grant_types() -> None:
     clients.require_grant(client(), clients.REFRESH_GRANT)
     with pytest.raises(errors.UnauthorizedClient):
         clients.require_grant(client(grant_types=[clients.REFRESH_GRANT]), clients.DEVICE_GRANT)
+
+
+def test_key_set_says_what_is_wrong_with_a_bad_document() -> None:
+    """The key set is read at every cold start: its refusals name the fault for the operator."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    doc = tokens.new_keyset_document(1_795_000_000)
+    rsa_pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+    with pytest.raises(ValueError, match=r"^signing keys must be EC P-256$"):
+        KeySet.parse(doc | {"keys": [doc["keys"][0] | {"private_pem": rsa_pem}]})
+    with pytest.raises(ValueError, match=r"^the key set has no current key$"):
+        KeySet.parse(doc | {"keys": [k for k in doc["keys"] if k["status"] != "current"]})
