@@ -101,6 +101,11 @@ def http_event(
     elif isinstance(body, bytes):
         raw_body = body
     raw_query = query if isinstance(query, str) else urlencode(query or {})
+    from authcore import routes  # the layer is on the path wherever functions run
+
+    matched = routes.match(method, path) if route_key is None else None
+    if matched is not None:  # as API Gateway matches it: the route's key, and its path parameters
+        route_key = matched[0].key
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key or f"{method.upper()} {path}",
@@ -134,6 +139,8 @@ def http_event(
         for key, value in parse_qsl(raw_query, keep_blank_values=True):
             params[key] = f"{params[key]},{value}" if key in params else value  # API Gateway joins repeats
         event["queryStringParameters"] = params
+    if matched is not None and matched[1]:
+        event["pathParameters"] = matched[1]
     if cookies:
         event["cookies"] = cookies
     if raw_body is not None:

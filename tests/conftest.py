@@ -86,16 +86,16 @@ class Api:
     """Invokes the handlers the way the HTTP API would."""
 
     def call(self, method: str, path: str, **kwargs: Any) -> HttpResult:
-        if (method.upper(), path) not in ROUTES:  # as API Gateway sends it to the $default route
+        if routes.match(method, path) is None:  # as API Gateway sends it to the $default route
             kwargs.setdefault("route_key", routes.DEFAULT)
         event = lambda_host.http_event(method, path, **kwargs)
         return self.send(event)
 
     def send(self, event: dict[str, Any]) -> HttpResult:
-        method = event["requestContext"]["http"]["method"]
-        function = ROUTES.get(
-            (method, event["rawPath"]), ROUTES[("ANY", routes.DEFAULT)]
-        )  # API Gateway's $default
+        route = routes.BY_KEY.get(
+            event["routeKey"], routes.BY_KEY[routes.DEFAULT]
+        )  # else API Gateway's $default
+        function = route.function
         handler = lambda_host.load_function(f"functions/{function}")
         return lambda_host.invoke(handler, event, function)
 

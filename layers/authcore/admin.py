@@ -2,6 +2,8 @@
 
     python -m authcore.admin clients create --name "Acme CLI" --type public --grant device_code --grant refresh_token --scope read
     python -m authcore.admin clients list | disable ID | enable ID
+    python -m authcore.admin clients update ID [--access-token-ttl S] [--refresh-idle-timeout S] ... [--reset NAME]
+    python -m authcore.admin sessions list --user SUB | sessions revoke --user SUB | --org ORG | --client ID
     python -m authcore.admin orgs create --name "Acme" [--id acme] | orgs list
     python -m authcore.admin members add --user SUB --org ORG_ID [--role member] | members list --user SUB
     python -m authcore.admin keys rotate | keys publish | keys show
@@ -22,14 +24,24 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, replace
+from typing import Any, cast
 
 import boto3
 
-from authcore import keyrotation, tokens
-from authcore.clients import DEVICE_GRANT, REFRESH_GRANT
-from authcore.store import ClientRecord, Membership, Organization, Store
+from authcore import keyrotation, sessions, tokens
+from authcore.clients import DEVICE_GRANT, POLICY_BOUNDS, REFRESH_GRANT
+from authcore.store import ClientRecord, Grant, Membership, Organization, Store
+
+# admin option -> the client record's policy field (clients.policy): seconds, bounded by POLICY_BOUNDS
+POLICY_OPTIONS = {
+    "access-token-ttl": "access_token_ttl_seconds",
+    "refresh-token-ttl": "refresh_token_ttl_seconds",
+    "refresh-idle-timeout": "refresh_idle_timeout_seconds",
+    "rotation-grace": "rotation_grace_seconds",
+    "device-code-ttl": "device_code_ttl_seconds",
+    "poll-interval": "poll_interval_seconds",
+}
 
 GRANT_ALIASES = {"device_code": DEVICE_GRANT, DEVICE_GRANT: DEVICE_GRANT, "refresh_token": REFRESH_GRANT}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -74,6 +86,7 @@ def create_client(
     min_version: str | None = None,
     hmac: tokens.Hmac | None = None,
     introspection: bool = False,
+    policy: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     client_id = _checked_id(client_id or f"{_slug(name)}-{secrets.token_hex(4)}")
     grants = [GRANT_ALIASES[g] for g in grant_types]
@@ -95,6 +108,7 @@ def create_client(
         created_at=int(time.time()),
         introspection=introspection,
     )
+    record = replace(record, **cast(dict[str, Any], checked_policy(policy or {})))
     store.put_client(record)
     out = _client_view(record)
     if secret:
@@ -106,6 +120,77 @@ def _client_view(client: ClientRecord) -> dict[str, Any]:
     view = asdict(client)
     view.pop("secret_digest")
     return view
+
+
+def checked_policy(policy: dict[str, int]) -> dict[str, int]:
+    """Per-client lifetimes and limits, each within the bounds the deployment's settings have."""
+    for name, value in policy.items():
+        low, high = POLICY_BOUNDS[name]
+        if not low <= value <= high:
+            option = next(o for o, f in POLICY_OPTIONS.items() if f == name)
+            raise SystemExit(f"error: --{option} must be between {low} and {high} seconds")
+    return policy
+
+
+def update_client(
+    store: Store,
+    client_id: str,
+    policy: dict[str, int],
+    reset: Sequence[str] = (),
+    min_version: str | None = None,
+) -> dict[str, Any]:
+    """Change a client's policy (new grants take it; sessions keep what they began with); ``reset``
+    gives a field back to the deployment's setting."""
+    changes: dict[str, Any] = {**checked_policy(policy)}
+    for option in reset:
+        changes[POLICY_OPTIONS[option]] = None
+    if min_version is not None:  # "" gives the client back every version
+        changes["min_version"] = min_version or None
+    if not changes:
+        raise SystemExit("error: nothing to change (give an option, or --reset NAME)")
+    updated = store.update_client(client_id, changes)
+    if updated is None:
+        raise SystemExit(f"error: no client {client_id!r}")
+    return _client_view(updated)
+
+
+def session_view(grant: Grant) -> dict[str, Any]:
+    """A session as the admin command prints it: identifiers and times, never a digest."""
+    return {
+        "id": grant.grant_id,
+        "user_id": grant.user_id,
+        "client_id": grant.client_id,
+        "org_id": grant.org_id,
+        "scope": grant.scope,
+        "issued_at": grant.issued_at,
+        "last_used_at": grant.rt_rotated_at or grant.issued_at,
+        "expires_at": grant.ends_at,
+        "revoked_at": grant.revoked_at,
+        "revoke_reason": grant.revoke_reason,
+        "device_ip": grant.device_ip,
+        "device_user_agent": grant.device_user_agent,
+        "device_client_version": grant.device_client_version,
+    }
+
+
+def list_sessions(store: Store, user_id: str, now: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    after: tuple[int, str] | None = None
+    while True:
+        ids, after = store.session_ids("user", user_id, after=after)
+        found += [
+            session_view(g)
+            for g in store.get_grants(ids)
+            if g.status == "issued" and g.revoked_at is None and g.ends_at > now
+        ]
+        if after is None:
+            return found
+
+
+def revoke_sessions(store: Store, by: str, key: str, now: int) -> dict[str, Any]:
+    """End every live session of a user, an organization (offboarding) or a client."""
+    ended = sessions.sweep(store, by, key, now, "admin")
+    return {"revoked": len(ended), by: key, "sessions": [session_view(g) for g in ended]}
 
 
 def create_organization(store: Store, name: str, org_id: str | None = None) -> dict[str, Any]:
@@ -142,6 +227,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="may introspect other clients' tokens (a resource server; confidential clients only)",
     )
+    for command in (create, update := clients.add_parser("update", help="change a client's policy")):
+        for option, name in POLICY_OPTIONS.items():
+            low, high = POLICY_BOUNDS[name]
+            command.add_argument(f"--{option}", type=int, metavar="SECONDS", help=f"{low}..{high}")
+    update.add_argument("client_id")
+    update.add_argument("--min-version", help="oldest X-Client-Version accepted (older: 426)")
+    update.add_argument(
+        "--reset",
+        action="append",
+        default=[],
+        choices=sorted(POLICY_OPTIONS),
+        help="back to the deployment's",
+    )
     clients.add_parser("list", help="list clients")
     for verb in ("disable", "enable"):
         clients.add_parser(verb, help=f"{verb} a client").add_argument("client_id")
@@ -159,6 +257,14 @@ def _parser() -> argparse.ArgumentParser:
     madd.add_argument("--role", default="member")
     members.add_parser("list", help="a user's organizations").add_argument("--user", required=True)
 
+    sess = sub.add_parser("sessions", help="people's sessions").add_subparsers(dest="action", required=True)
+    sess.add_parser("list", help="a user's live sessions").add_argument("--user", required=True)
+    srevoke = sess.add_parser("revoke", help="end sessions: a user's, an organization's, or a client's")
+    whose = srevoke.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--user")
+    whose.add_argument("--org")
+    whose.add_argument("--client")
+
     keys = sub.add_parser("keys", help="the signing key set").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="next -> current -> previous, new next (initialises an empty set)")
     keys.add_parser(
@@ -166,6 +272,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     keys.add_parser("show", help="key ids and states (no private halves)")
     return parser
+
+
+def _policy_args(args: argparse.Namespace) -> dict[str, int]:
+    return {
+        name: getattr(args, option.replace("-", "_"))
+        for option, name in POLICY_OPTIONS.items()
+        if getattr(args, option.replace("-", "_")) is not None
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,7 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 min_version=args.min_version,
                 introspection=args.introspection,
                 hmac=_keyset().hmac if args.client_type == "confidential" else None,
+                policy=_policy_args(args),
             )
+        elif args.action == "update":
+            result = update_client(store, args.client_id, _policy_args(args), args.reset, args.min_version)
         elif args.action == "list":
             result = [_client_view(c) for c in store.list_clients()]
         else:
@@ -203,6 +320,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = add_member(store, args.user, args.org, args.role)
         else:
             result = [asdict(m) for m in store.memberships(args.user)]
+    elif args.area == "sessions":
+        store = _store()
+        now = int(time.time())
+        if args.action == "list":
+            result = list_sessions(store, args.user, now)
+        else:
+            by, key = next((b, getattr(args, b)) for b in ("user", "org", "client") if getattr(args, b))
+            result = revoke_sessions(store, by, key, now)
     else:
         sm = boto3.client("secretsmanager")
         secret_id = _env("KEYS_SECRET_ID")

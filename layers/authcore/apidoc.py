@@ -219,6 +219,19 @@ ROUTES = (
           body_required=False, cookie=True, answer_schema=SIGNED_OUT,
           description="Always signs out: an unknown, expired or already revoked token is no error. The "
           "refresh token comes in the JSON body or in the cookie (from an allowed Origin only)."),
+    Route("GET", "/auth/sessions", "The signed-in person's live sessions, newest first", "product",
+          e.SessionsResponse, query=("cursor",), errors=(400, 401, 422, 429, 500, 502, 504), signed_in=True,
+          description="A session is a sign-in that has tokens (a refresh family). Live ones only (not "
+          "revoked, not expired), at most 100 a page; `next` is the `cursor` of the next page, null on the "
+          "last. `expires_at` is the earlier of the absolute lifetime and the idle timeout."),
+    Route("DELETE", "/auth/sessions/{id}", "Sign one of the person's sessions out", "product",
+          e.SessionRevokedResponse, errors=(401, 404, 429, 500, 502, 504), signed_in=True,
+          description="Its refresh token is refused from now on (invalid_grant), and introspection "
+          "answers active: false. Someone else's session, or an unknown id, is 404 not_found; one of the "
+          "person's own that has already ended answers 200 again."),
+    Route("POST", "/auth/sessions/revoke-all", "Sign out everywhere: end every live session of the person",
+          "product", e.SessionsRevokedResponse, errors=(401, 429, 500, 502, 504), signed_in=True,
+          description="`count` is how many sessions this request ended."),
     Route("POST", "/oauth/revoke", "Revoke a token and its whole family (RFC 7009)", "oauth",
           None, e.TokenHintRequest, (FORM, JSON), errors=OAUTH_ERRORS, client_auth=True, answer_schema=REVOKED,
           description="200 for any well-formed request from an authenticated client, known token or not."),
@@ -229,6 +242,8 @@ ROUTES = (
     Route("GET", "/.well-known/jwks.json", "Public signing keys (JWKS)", "none", None,
           errors=(429, 500, 502, 504)),
     Route("GET", "/device", "The verification page (HTML)", "html", None, query=("user_code",), errors=(500,)),
+    Route("GET", "/device/sessions", "Your devices: the signed-in person's sessions (HTML)", "html", None,
+          errors=(500,)),
 )  # fmt: skip
 
 ERROR_MODEL: dict[str, type[BaseModel]] = {
@@ -437,6 +452,17 @@ def _query_parameters(route: Route) -> list[dict[str, Any]]:
                 "schema": {"type": "string", "minLength": 1, "maxLength": 64},
             }
         ]
+    if route.path == "/auth/sessions":
+        # functions/sessions/app.py: Query(min_length=1, max_length=80)
+        return [
+            {
+                "name": "cursor",
+                "in": "query",
+                "required": False,
+                "description": "The `next` of the previous page.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 80},
+            }
+        ]
     if route.path == "/device":
         return [
             {
@@ -517,6 +543,16 @@ def build(version: str = "0.1.0") -> dict[str, Any]:
         elif route.client_auth:
             op["security"] = [{}, {"clientBasic": []}]  # public clients name themselves in the body
         params = _query_parameters(route) if route.query else []
+        if "{id}" in route.path:
+            params.append(
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "description": "The session's id (`id` in GET /auth/sessions; `sid` in its access tokens).",
+                    "schema": {"type": "string", "minLength": 1},
+                }
+            )
         if route.cookie:
             params.append(
                 {

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from authcore import errors
+from authcore.settings import MIN_ROTATION_GRACE_SECONDS, Settings
 from authcore.store import ClientRecord, Store
 from authcore.tokens import Hmac, same_digest
 
@@ -181,3 +182,40 @@ def resolve_scope(client: ClientRecord, requested: str | None) -> str:
     if any(s not in client.scopes for s in asked):
         raise errors.InvalidScope("The client may not request that scope.")
     return " ".join(dict.fromkeys(asked))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The lifetimes and limits one client's new grants get: the client's own, else the deployment's."""
+
+    access_token_ttl: int
+    refresh_token_ttl: int
+    refresh_idle_timeout: int  # 0: none
+    rotation_grace: int
+    device_code_ttl: int
+    poll_interval: int
+
+
+def policy(client: ClientRecord, settings: Settings) -> Policy:
+    def pick(own: int | None, default: int) -> int:
+        return default if own is None else own
+
+    return Policy(
+        access_token_ttl=pick(client.access_token_ttl_seconds, settings.access_token_ttl_seconds),
+        refresh_token_ttl=pick(client.refresh_token_ttl_seconds, settings.refresh_token_ttl_seconds),
+        refresh_idle_timeout=pick(client.refresh_idle_timeout_seconds, settings.refresh_idle_timeout_seconds),
+        rotation_grace=pick(client.rotation_grace_seconds, settings.rotation_grace_seconds),
+        device_code_ttl=pick(client.device_code_ttl_seconds, settings.device_code_ttl_seconds),
+        poll_interval=pick(client.poll_interval_seconds, settings.poll_interval_seconds),
+    )
+
+
+# What an operator may set per client (admin clients create|update): the settings' own bounds.
+POLICY_BOUNDS: dict[str, tuple[int, int]] = {
+    "access_token_ttl_seconds": (60, 86400),
+    "refresh_token_ttl_seconds": (3600, 366 * 86400),
+    "refresh_idle_timeout_seconds": (0, 366 * 86400),
+    "rotation_grace_seconds": (MIN_ROTATION_GRACE_SECONDS, 300),
+    "device_code_ttl_seconds": (60, 3600),
+    "poll_interval_seconds": (1, 60),
+}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authcore import errors, tokens
-from authcore.clients import DEVICE_GRANT, REFRESH_GRANT, Caller, admit, resolve_scope
+from authcore.clients import DEVICE_GRANT, REFRESH_GRANT, Caller, admit, policy, resolve_scope
 from authcore.envelopes import (
     ClientOut,
     DeviceAuthorizationResponse,
@@ -23,7 +23,15 @@ from authcore.envelopes import (
 )
 from authcore.issuance import Context, Issued, iso, issue
 from authcore.observability import audit
-from authcore.store import ClientRecord, Grant, Membership, Rejected, UserCodeTaken
+from authcore.store import (
+    AddressLimited,
+    AddressQuota,
+    ClientRecord,
+    Grant,
+    Membership,
+    Rejected,
+    UserCodeTaken,
+)
 
 SLOW_DOWN_STEP = 5  # RFC 8628 §3.5
 SLOW_DOWN_CEILING = 60  # the interval grows by 5 s per too-fast poll, up to this (or the configured one)
@@ -74,14 +82,45 @@ def same_network(a: str | None, b: str | None) -> bool | None:
     )
 
 
+def address_of(ip: str | None) -> str | None:
+    """The unit a per-address limit counts: an IPv4 address, or the /64 of an IPv6 one (one host's, or
+    one home's, share: a single IPv6 host can use every address of its /64)."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return None
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _quota(ctx: Context, requester: Requester) -> AddressQuota | None:
+    s = ctx.settings
+    address = address_of(requester.ip)
+    if not s.device_authorizations_per_ip or address is None:
+        return None
+    window = ctx.now - ctx.now % s.device_authorizations_window_seconds
+    return AddressQuota(
+        address=address,
+        window=window,
+        limit=s.device_authorizations_per_ip,
+        ttl=window + s.device_authorizations_window_seconds,
+    )
+
+
 def start(
     ctx: Context, caller: Caller, scope: str | None, requester: Requester | None = None
 ) -> DeviceAuthorizationResponse:
+    """A new device request, with where it came from. One transaction writes the request, its user
+    code, and one more request on the source address's counter, or nothing at all."""
     client = admit(ctx.clients, ctx.store, ctx.hmac, caller, grant_type=DEVICE_GRANT)
     granted = resolve_scope(client, scope)
     hmac = ctx.hmac()
-    s = ctx.settings
+    rules = policy(client, ctx.settings)
     asked = (requester or Requester()).clipped()
+    quota = _quota(ctx, requester or Requester())
     for _ in range(5):  # a user-code collision is ~1 in 10^10 per live request: retry a few times
         grant_id = tokens.new_grant_id()
         device_code = tokens.new_secret_token(tokens.DEVICE_CODE_PREFIX, grant_id)
@@ -95,9 +134,9 @@ def start(
             device_code_digest=hmac.digest(device_code),
             user_code=user_code,
             created_at=ctx.now,
-            expires_at=ctx.now + s.device_code_ttl_seconds,
-            interval=s.poll_interval_seconds,
-            ttl=ctx.now + s.device_code_ttl_seconds,
+            expires_at=ctx.now + rules.device_code_ttl,
+            interval=rules.poll_interval,
+            ttl=ctx.now + rules.device_code_ttl,
             device_ip=asked.ip,
             device_user_agent=asked.user_agent,
             device_client_version=asked.client_version,
@@ -105,9 +144,16 @@ def start(
             device_city=asked.city,
         )
         try:
-            ctx.store.create_device_grant(grant, ctx.now)
+            ctx.store.create_device_grant(grant, ctx.now, quota)
         except UserCodeTaken:
             continue
+        except AddressLimited:
+            assert quota is not None
+            audit("device_rate_limited", client_id=client.client_id)
+            raise errors.TooManyRequests(
+                "Too many device authorization requests from this network; try again later.",
+                retry_after=max(1, quota.ttl - ctx.now),
+            ) from None
         audit("device_authorized", grant_id=grant_id, client_id=client.client_id)
         shown = tokens.display_user_code(user_code)
         return DeviceAuthorizationResponse(
@@ -115,8 +161,8 @@ def start(
             user_code=shown,
             verification_uri=ctx.verification_uri,
             verification_uri_complete=f"{ctx.verification_uri}?user_code={shown}",
-            expires_in=s.device_code_ttl_seconds,
-            interval=s.poll_interval_seconds,
+            expires_in=rules.device_code_ttl,
+            interval=rules.poll_interval,
         )
     raise errors.DependencyFailed("Could not allocate a user code; try again.")
 
@@ -274,9 +320,8 @@ def exchange(ctx: Context, caller: Caller, device_code: str) -> Issued:
         else None
     )
     refresh_digest = keys.hmac.digest(refresh_token) if refresh_token else None
-    lifetime = (
-        ctx.settings.refresh_token_ttl_seconds if refresh_token else ctx.settings.access_token_ttl_seconds
-    )
+    rules = policy(client, ctx.settings)
+    lifetime = rules.refresh_token_ttl if refresh_token else rules.access_token_ttl
     family_expires_at = ctx.now + lifetime
     try:
         grant = ctx.store.redeem_device_code(
@@ -286,7 +331,10 @@ def exchange(ctx: Context, caller: Caller, device_code: str) -> Issued:
             now=ctx.now,
             refresh_digest=refresh_digest,
             family_expires_at=family_expires_at,
-            ttl=family_expires_at + ctx.settings.access_token_ttl_seconds,
+            ttl=family_expires_at + rules.access_token_ttl,
+            access_ttl=rules.access_token_ttl,
+            idle_timeout=rules.refresh_idle_timeout or None,
+            rotation_grace=rules.rotation_grace,
         )
     except Rejected as rejected:
         grant = _redeemed_again(ctx, rejected.old, digest, refresh_digest, client)
@@ -308,7 +356,8 @@ def _redeemed_again(
     if old.status == "issued":
         resent = (
             old.revoked_at is None
-            and ctx.now < (old.issued_at or 0) + ctx.settings.rotation_grace_seconds
+            and ctx.now
+            < (old.issued_at or 0) + (old.rotation_grace or policy(client, ctx.settings).rotation_grace)
             and (
                 old.rt_digest is None
                 if refresh_digest is None

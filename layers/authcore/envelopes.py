@@ -104,6 +104,40 @@ class VerifyInfoResponse(BaseModel):
     same_network: bool | None = None  # the approving browser and the device: same address, /24 or /56
 
 
+class NamedOut(BaseModel):
+    id: str
+    name: str
+
+
+class SessionOut(BaseModel):
+    """One live session (a refresh family): what it is, whose, and the device that started it."""
+
+    id: str
+    client: NamedOut
+    organization: NamedOut
+    scope: str
+    created_at: str
+    last_used_at: str
+    expires_at: str  # the earlier of the absolute lifetime and the idle timeout
+    device: DeviceOut = Field(default_factory=DeviceOut)
+
+
+class SessionsResponse(BaseModel):
+    keep_nulls: ClassVar[bool] = True  # `next` is null on the last page; device members when unknown
+
+    sessions: list[SessionOut]
+    next: str | None = None
+
+
+class SessionRevokedResponse(BaseModel):
+    status: Literal["revoked"] = "revoked"
+
+
+class SessionsRevokedResponse(BaseModel):
+    status: Literal["revoked"] = "revoked"
+    count: int
+
+
 class VerifyDecisionResponse(BaseModel):
     status: Literal["approved", "denied"]
 

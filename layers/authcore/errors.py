@@ -46,6 +46,8 @@ TABLE: dict[str, Spoken] = {
     "unauthorized": Spoken("invalid_client", 401, "unauthorized", 401, "Unauthorized"),
     "upgrade_required": Spoken("invalid_request", 400, "upgrade_required", 426, "Upgrade required"),
     "rate_limited": Spoken("temporarily_unavailable", 503, "rate_limited", 429, "Too many requests"),
+    # a source address over its limit of device authorization requests (slow_down is for polling only)
+    "too_many_requests": Spoken("temporarily_unavailable", 429, "rate_limited", 429, "Too many requests"),
     "dependency_failed": Spoken("temporarily_unavailable", 503, "bad_gateway", 502, "Service unavailable"),
     "dependency_timeout": Spoken(
         "temporarily_unavailable", 503, "gateway_timeout", 504, "Service unavailable"
@@ -119,6 +121,7 @@ AlreadyExists = _problem("already_exists", "The device request was already appro
 Unauthorized = _problem("unauthorized", "A signed-in user is required.")
 UpgradeRequired = _problem("upgrade_required", "This client version is no longer supported; please upgrade.")
 RateLimited = _problem("rate_limited", "Too many attempts; try again later.")
+TooManyRequests = _problem("too_many_requests", "Too many requests; try again later.")
 DependencyFailed = _problem("dependency_failed", "A service dependency failed; try again shortly.")
 DependencyTimeout = _problem("dependency_timeout", "A service dependency timed out; try again shortly.")
 DependencyThrottled = _problem("dependency_throttled", "The service is busy; try again shortly.")

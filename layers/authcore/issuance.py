@@ -54,7 +54,8 @@ class Issued:
 
     @property
     def refresh_max_age(self) -> int:
-        return max(0, (self.grant.family_expires_at or self.issued_at) - self.issued_at)
+        """The cookie lives as long as the session can: the earlier of its absolute and idle limits."""
+        return max(0, (self.grant.ends_at or self.issued_at) - self.issued_at)
 
     @property
     def user(self) -> UserOut:
@@ -105,7 +106,7 @@ def issue(
     ctx: Context, keys: tokens.KeySet, grant: Grant, refresh_token: str | None, scope: str | None = None
 ) -> Issued:
     """Sign the access token of a grant whose write is done: pure computation, nothing can be lost."""
-    ttl = ctx.settings.access_token_ttl_seconds
+    ttl = grant.access_ttl or ctx.settings.access_token_ttl_seconds  # the client's, when the session began
     granted = scope or grant.scope
     access = tokens.sign_access_token(
         keys,

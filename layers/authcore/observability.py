@@ -28,11 +28,14 @@ AUDIT_EVENTS = frozenset(
         "issued",
         "rotated",
         "reuse_detected",
-        "family_revoked",
+        "session_revoked",
         "token_refused",
+        "device_rate_limited",
     }
 )
-REFUSAL_REASONS = frozenset({"malformed", "forged", "unknown", "revoked", "expired", "other_client"})
+REFUSAL_REASONS = frozenset({"malformed", "forged", "unknown", "revoked", "expired", "idle", "other_client"})
+# Who ended a session (a grant's revoke_reason, and session_revoked's `by`).
+REVOKED_BY = frozenset({"user", "admin", "reuse", "logout"})
 
 
 def audit(event: str, **fields: str | int | None) -> None:
@@ -44,6 +47,15 @@ def audit(event: str, **fields: str | int | None) -> None:
         raise ValueError(f"unknown audit event {event!r}")
     logger.info("audit", extra={"audit_event": event, **{k: v for k, v in fields.items() if v is not None}})
     metrics.add_metric(name=event, unit=MetricUnit.Count, value=1)
+
+
+def session_revoked(
+    by: str, *, grant_id: str, client_id: str, user_id: str | None, org_id: str | None
+) -> None:
+    """A session ended: the audit line and metric say who ended it."""
+    if by not in REVOKED_BY:
+        raise ValueError(f"unknown revoker {by!r}")
+    audit("session_revoked", by=by, grant_id=grant_id, client_id=client_id, user_id=user_id, org_id=org_id)
 
 
 def refused(reason: str, *, kind: str, grant_id: str | None = None, client_id: str | None = None) -> None:

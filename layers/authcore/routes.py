@@ -40,11 +40,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/oauth/token", "token", "TokenFunction", "legacy", "legacy_token_endpoint"),
     Route("POST", "/auth/refresh", "refresh", "RefreshFunction", "product", "refresh_endpoint"),
     Route("POST", "/auth/logout", "refresh", "RefreshFunction", "product", "logout_endpoint"),
+    Route("GET", "/auth/sessions", "sessions", "SessionsFunction", "product", "sessions_endpoint", signed_in=True),
+    Route("DELETE", "/auth/sessions/{id}", "sessions", "SessionsFunction", "product", signed_in=True),
+    Route("POST", "/auth/sessions/revoke-all", "sessions", "SessionsFunction", "product", signed_in=True),
     Route("POST", "/oauth/revoke", "revocation", "RevocationFunction", "oauth", "revocation_endpoint"),
     Route("POST", "/oauth/introspect", "revocation", "RevocationFunction", "oauth", "introspection_endpoint"),
     Route("GET", "/.well-known/oauth-authorization-server", "discovery", "DiscoveryFunction", "none"),
     Route("GET", "/.well-known/jwks.json", "discovery", "DiscoveryFunction", "none", "jwks_uri"),
     Route("GET", "/device", "web", "WebFunction", "html"),
+    Route("GET", "/device/sessions", "web", "WebFunction", "html"),
     # Unknown paths and methods: 404 not_found in the dialect of where they were sent, never API
     # Gateway's {"message":"Not Found"}.
     Route("ANY", DEFAULT, "discovery", "DiscoveryFunction", "product"),
@@ -54,11 +58,39 @@ DOCUMENTED = tuple(r for r in ROUTES if r.path != DEFAULT)  # the routes a clien
 BY_KEY: dict[str, Route] = {r.key: r for r in ROUTES}
 
 
+def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route API Gateway would match for a request, and its path parameters (literal paths before
+    `{param}` paths, as API Gateway orders them); None: the `$default` route's."""
+    method = method.upper()
+    exact = BY_KEY.get(f"{method} {path}")
+    if exact is not None and exact.path != DEFAULT:
+        return exact, {}
+    asked = path.split("/")
+    for route in ROUTES:
+        if route.method != method or "{" not in route.path:
+            continue
+        parts = route.path.split("/")
+        if len(parts) != len(asked):
+            continue
+        params = {}
+        for want, got in zip(parts, asked, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                if not got:
+                    break
+                params[want[1:-1]] = got
+            elif want != got:
+                break
+        else:
+            return route, params
+    return None
+
+
 def dialect(route_key: str | None, method: str, path: str) -> Dialect:
     """The dialect of the route API Gateway matched. A request no route matched (the `$default` route,
     or an unknown method) answers in the dialect of where it was sent: OAuth under /oauth/ (but the
     verify routes), the product envelope elsewhere."""
-    route = BY_KEY.get(route_key or "") or BY_KEY.get(f"{method.upper()} {path}")
+    matched = match(method, path)
+    route = BY_KEY.get(route_key or "") or (matched[0] if matched else None)
     if route is not None and route.path != DEFAULT:
         return route.dialect
     if path.startswith("/oauth/") and not path.startswith("/oauth/device/verify"):

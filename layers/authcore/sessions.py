@@ -9,14 +9,23 @@ of an earlier generation than the family's current one was really issued, and wa
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
 
 from authcore import errors, tokens
 from authcore.clients import REFRESH_GRANT, Caller, admit, admit_token_owner
-from authcore.envelopes import IntrospectionResponse
-from authcore.issuance import Context, Issued, issue
-from authcore.observability import audit, refused
-from authcore.store import ClientRecord, Grant, Rejected
+from authcore.envelopes import (
+    DeviceOut,
+    IntrospectionResponse,
+    NamedOut,
+    SessionOut,
+    SessionsResponse,
+)
+from authcore.issuance import Context, Issued, iso, issue
+from authcore.observability import audit, refused, session_revoked
+from authcore.store import ClientRecord, Grant, Rejected, Store
 
 MAX_SCOPES = 32  # distinct scopes one refresh may narrow to
 
@@ -145,27 +154,48 @@ def _not_rotated(
     if (old.family_expires_at or 0) <= ctx.now:
         refused("expired", kind="refresh_token", grant_id=old.grant_id, client_id=old.client_id)
         raise errors.InvalidGrant("The refresh token has expired; sign in again.")
+    if old.idle_expires_at is not None and old.idle_expires_at <= ctx.now:
+        refused("idle", kind="refresh_token", grant_id=old.grant_id, client_id=old.client_id)
+        raise errors.InvalidGrant(
+            f"The session ended after {_duration(old.idle_timeout or 0)} without use; sign in again."
+        )
     current = token.generation == old.rt_generation and tokens.same_digest(old.rt_digest, digest)
     previous = token.generation + 1 == old.rt_generation and tokens.same_digest(old.rt_prev_digest, digest)
     if (current or previous) and _narrowing_refused(old, asked):
         raise errors.InvalidScope("The requested scope exceeds what was granted.")
-    in_grace = ctx.now < (old.rt_rotated_at or 0) + ctx.settings.rotation_grace_seconds
+    grace = old.rotation_grace or ctx.settings.rotation_grace_seconds  # the client's, when the session began
+    in_grace = ctx.now < (old.rt_rotated_at or 0) + grace
     if previous and in_grace and tokens.same_digest(old.rt_digest, successor_digest):
         return old
     if token.generation < old.rt_generation:
-        _end_family(ctx, old, "reuse")
         audit("reuse_detected", grant_id=old.grant_id, client_id=old.client_id, user_id=old.user_id)
+        _end_family(ctx, old, "reuse")
         raise errors.InvalidGrant("The refresh token was already used; the session has been revoked.")
     refused("unknown", kind="refresh_token", grant_id=old.grant_id, client_id=old.client_id)
     raise errors.InvalidGrant("The refresh token is not recognised.")
 
 
-def _end_family(ctx: Context, grant: Grant, reason: str) -> None:
+def _duration(seconds: int) -> str:
+    if seconds % 86400 == 0 and seconds >= 86400:
+        days = seconds // 86400
+        return f"{days} day{'s' if days != 1 else ''}"
+    if seconds % 3600 == 0 and seconds >= 3600:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    minutes = max(1, seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _end_family(ctx: Context, grant: Grant, by: str) -> Grant | None:
+    """End a session; None when it had already ended."""
     try:
-        ctx.store.revoke_family(grant.grant_id, ctx.now, reason)
+        ended = ctx.store.revoke_family(grant.grant_id, ctx.now, by)
     except Rejected:
-        return  # already revoked (or gone): nothing left to end
-    audit("family_revoked", grant_id=grant.grant_id, client_id=grant.client_id, user_id=grant.user_id)
+        return None  # already revoked (or gone): nothing left to end
+    session_revoked(
+        by, grant_id=ended.grant_id, client_id=ended.client_id, user_id=ended.user_id, org_id=ended.org_id
+    )
+    return ended
 
 
 # ---------------------------------------------------------------- revocation and introspection
@@ -195,7 +225,7 @@ def revoke(ctx: Context, presented: str, caller: Caller) -> None:
             return
         grant = ctx.store.get_grant(str(claims["sid"]))
         if grant is not None and grant.revoked_at is None:
-            _end_family(ctx, grant, "revoked")
+            _end_family(ctx, grant, "logout")
         return
     try:
         token = _authentic(ctx, presented)
@@ -210,11 +240,17 @@ def revoke(ctx: Context, presented: str, caller: Caller) -> None:
 def _revoke_refresh(ctx: Context, token: tokens.RefreshToken) -> None:
     try:  # the token is authentic: it ends its family if the family ever reached its generation
         revoked = ctx.store.revoke_family(
-            token.grant_id, ctx.now, "revoked", up_to_generation=token.generation, client_id=token.client_id
+            token.grant_id, ctx.now, "logout", up_to_generation=token.generation, client_id=token.client_id
         )
     except Rejected:
         return
-    audit("family_revoked", grant_id=revoked.grant_id, client_id=revoked.client_id, user_id=revoked.user_id)
+    session_revoked(
+        "logout",
+        grant_id=revoked.grant_id,
+        client_id=revoked.client_id,
+        user_id=revoked.user_id,
+        org_id=revoked.org_id,
+    )
 
 
 def _access_claims(ctx: Context, token: str) -> dict[str, Any] | None:
@@ -231,7 +267,7 @@ def _alive(ctx: Context, grant: Grant | None) -> bool:
         grant is not None
         and grant.status == "issued"
         and grant.revoked_at is None
-        and (grant.family_expires_at or 0) > ctx.now
+        and grant.ends_at > ctx.now
     )
 
 
@@ -271,7 +307,7 @@ def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionRes
             client_id=grant.client_id,
             username=grant.user_email or None,
             token_type="refresh_token",
-            exp=grant.family_expires_at,
+            exp=grant.ends_at,
             iat=grant.rt_rotated_at,
             sub=grant.user_id,
             iss=ctx.issuer,
@@ -299,3 +335,127 @@ def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionRes
         sid=claims.get("sid"),
         org_id=claims.get("org_id"),
     )
+
+
+# ---------------------------------------------------------------- a person's sessions
+
+_GRANT_ID = re.compile(r"^[0-9a-f]{32}$")
+_CURSOR = re.compile(r"^(\d{1,12}):([0-9a-f]{32})$")
+
+
+def _live_session(grant: Grant, now: int) -> bool:
+    return grant.status == "issued" and grant.revoked_at is None and grant.ends_at > now
+
+
+def _encode_cursor(after: tuple[int, str] | None) -> str | None:
+    if after is None:
+        return None
+    return base64.urlsafe_b64encode(f"{after[0]}:{after[1]}".encode()).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """Where a listing resumes: a position we handed out, checked, so that it can only ever name a place
+    in the caller's own list (the index key is rebuilt from the signed-in person, never from here)."""
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    match = _CURSOR.match(text) if len(cursor) <= 80 else None
+    if match is None:
+        raise errors.InvalidRequest(
+            "The cursor is not valid; use the `next` of the previous page.",
+            details=[{"loc": ["query", "cursor"], "msg": "Invalid cursor", "type": "value_error"}],
+        )
+    return int(match.group(1)), match.group(2)
+
+
+def list_sessions(ctx: Context, user_id: str, cursor: str | None = None) -> SessionsResponse:
+    """The person's live sessions, newest first, a page at a time: one Query of the (keys-only) index
+    and one BatchGetItem of what it found. Revoked sessions have left the index; expired ones that
+    DynamoDB has not collected yet are left out here."""
+    ids, after = ctx.store.session_ids("user", user_id, after=_decode_cursor(cursor))
+    grants = [g for g in ctx.store.get_grants(ids) if g.user_id == user_id and _live_session(g, ctx.now)]
+    return SessionsResponse(sessions=[_session_out(ctx, g) for g in grants], next=_encode_cursor(after))
+
+
+def _session_out(ctx: Context, grant: Grant) -> SessionOut:
+    client = ctx.clients.get(ctx.store, grant.client_id)
+    issued = grant.issued_at or grant.created_at
+    return SessionOut(
+        id=grant.grant_id,
+        client=NamedOut(id=grant.client_id, name=client.name if client else grant.client_id),
+        organization=NamedOut(id=grant.org_id or "", name=grant.org_name or ""),
+        scope=grant.scope,
+        created_at=iso(issued),
+        last_used_at=iso(max(issued, grant.rt_rotated_at or issued)),
+        expires_at=iso(grant.ends_at),
+        device=DeviceOut(
+            ip=grant.device_ip,
+            user_agent=grant.device_user_agent,
+            client_version=grant.device_client_version,
+            country=grant.device_country,
+            requested_at=iso(grant.created_at),
+        ),
+    )
+
+
+def end_session(ctx: Context, user_id: str, session_id: str) -> None:
+    """The person signs one of their sessions out. Someone else's, or one that does not exist, is not
+    found (the same answer, so ids cannot be probed); their own that has already ended is ended."""
+    if not _GRANT_ID.match(session_id):
+        raise errors.NotFound("No session of yours has that id.")
+    try:
+        ended = ctx.store.revoke_family(session_id, ctx.now, "user", user_id=user_id)
+    except Rejected as rejected:
+        old = rejected.old
+        if (
+            old is not None
+            and old.user_id == user_id
+            and old.status == "issued"
+            and old.revoked_at is not None
+        ):
+            return  # already ended (a retry whose answer was lost, or another tab): the same answer
+        raise errors.NotFound("No session of yours has that id.") from None
+    session_revoked(
+        "user", grant_id=ended.grant_id, client_id=ended.client_id, user_id=user_id, org_id=ended.org_id
+    )
+
+
+def end_all_sessions(ctx: Context, user_id: str) -> int:
+    """ "Sign out everywhere": every session of the person's that is live now; how many were ended."""
+    return len(sweep(ctx.store, "user", user_id, ctx.now, "user"))
+
+
+def sweep(store: Store, by: str, key: str, now: int, revoker: str) -> list[Grant]:
+    """End every session of a user, organization or client (``by``); the ones that were ended. A session
+    revoked meanwhile by someone else is not counted twice; expired ones are left to expire."""
+    ended: list[Grant] = []
+    after: tuple[int, str] | None = None
+    while True:
+        ids, after = store.session_ids(by, key, after=after)
+        for grant in store.get_grants(ids):
+            if not _live_session(grant, now):
+                continue
+            try:  # the index named it; the item decides (the condition holds it to the same owner)
+                revoked = store.revoke_family(
+                    grant.grant_id,
+                    now,
+                    revoker,
+                    user_id=key if by == "user" else None,
+                    org_id=key if by == "org" else None,
+                    client_id=key if by == "client" else None,
+                )
+            except Rejected:
+                continue
+            session_revoked(
+                revoker,
+                grant_id=revoked.grant_id,
+                client_id=revoked.client_id,
+                user_id=revoked.user_id,
+                org_id=revoked.org_id,
+            )
+            ended.append(revoked)
+        if after is None:
+            return ended

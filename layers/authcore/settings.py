@@ -36,6 +36,11 @@ class Settings(BaseModel):
     rotation_grace_seconds: int = Field(
         default=DEFAULT_ROTATION_GRACE_SECONDS, ge=MIN_ROTATION_GRACE_SECONDS, le=300
     )
+    # A family unused for this long ends (0: none). Per client: ClientRecord.refresh_idle_timeout_seconds.
+    refresh_idle_timeout_seconds: int = Field(default=0, ge=0, le=366 * 86400)
+    # Device authorization requests per source address (IPv4, or IPv6 /64) per window; 0: no limit.
+    device_authorizations_per_ip: int = Field(default=120, ge=0)
+    device_authorizations_window_seconds: int = Field(default=600, ge=10, le=86400)
     allowed_origins: tuple[str, ...] = ()
     client_cache_seconds: int = Field(default=60, ge=0)
     secret_cache_seconds: int = Field(default=300, ge=0)

@@ -12,6 +12,12 @@ Items:
 - ``GRANT#<id>`` / ``GRANT``: one login, whole: the device request, the decision with a snapshot of the
   user and organization, then the refresh-token family (current and previous digest, generation).
 - ``RATE#verify#<sub>`` / ``WINDOW#<start>``: wrong user codes a user typed in one window.
+- ``RATE#device#<address>`` / ``WINDOW#<start>``: device authorization requests from one source address
+  (an IPv4 address, or an IPv6 /64) in one window.
+
+Indexes (keys only, sparse): ``ByUser``, ``ByOrg``, ``ByClient`` on ``session_user``/``session_org``/
+``session_client`` with ``session_at`` (issued at): a grant is in them from its redemption until it is
+revoked, so they list live sessions (and ones expired but not yet collected: checked in code).
 """
 
 from __future__ import annotations
@@ -63,6 +69,13 @@ class ClientRecord(Record):
     disabled: bool = False
     created_at: int = 0
     introspection: bool = False  # may introspect other clients' tokens (a resource server), RFC 7662 §4
+    # Per-client policy (None: the deployment's setting); see clients.policy. Taken by new grants.
+    access_token_ttl_seconds: int | None = None
+    refresh_token_ttl_seconds: int | None = None
+    refresh_idle_timeout_seconds: int | None = None  # 0: no idle timeout for this client
+    rotation_grace_seconds: int | None = None
+    device_code_ttl_seconds: int | None = None
+    poll_interval_seconds: int | None = None
 
     @property
     def confidential(self) -> bool:
@@ -120,7 +133,18 @@ class Grant(Record):
     device_client_version: str | None = None
     device_country: str | None = None
     device_city: str | None = None
+    # the client's policy when the session began (clients.policy), kept for the session's life
+    access_ttl: int | None = None
+    idle_timeout: int | None = None  # None: no idle timeout
+    rotation_grace: int | None = None
+    idle_expires_at: int | None = None  # the family ends unless used before this (moved by each rotation)
     ttl: int = 0
+
+    @property
+    def ends_at(self) -> int:
+        """When the session ends if nothing else happens: the earlier of its two limits."""
+        family = self.family_expires_at or 0
+        return min(family, self.idle_expires_at) if self.idle_expires_at is not None else family
 
 
 class Rejected(Exception):
@@ -133,6 +157,27 @@ class Rejected(Exception):
 
 class UserCodeTaken(Exception):
     """Another live device request holds this user code."""
+
+
+class AddressLimited(Exception):
+    """The source address has used up its device authorization requests for the window."""
+
+
+@dataclass(frozen=True)
+class AddressQuota:
+    """One more device authorization request from ``address`` in the window starting at ``window``."""
+
+    address: str
+    window: int
+    limit: int
+    ttl: int
+
+
+NO_IDLE_TIMEOUT = 10 * 366 * 86400  # longer than any family lives
+# A session listing page: at most this many (BatchGetItem reads at most 100 items per call).
+SESSIONS_PAGE = 100
+SESSION_INDEXES = {"user": ("ByUser", "session_user"), "org": ("ByOrg", "session_org"),
+                   "client": ("ByClient", "session_client")}  # fmt: skip
 
 
 class Store:
@@ -198,6 +243,40 @@ class Store:
             raise
         return True
 
+    def update_client(self, client_id: str, changes: dict[str, Any]) -> ClientRecord | None:
+        """Set (or, for None, remove) fields of a client record; None when there is no such client.
+        Only policy fields change this way (admin clients update): never its id, type or secret."""
+        allowed = {f.name for f in fields(ClientRecord)} - {
+            "client_id",
+            "client_type",
+            "secret_digest",
+            "created_at",
+        }
+        if not changes or set(changes) - allowed:
+            raise ValueError(f"cannot update {sorted(set(changes) - allowed) or 'nothing'}")
+        names = {f"#f{i}": name for i, name in enumerate(changes)}
+        sets = [f"#f{i} = :v{i}" for i, value in enumerate(changes.values()) if value is not None]
+        removes = [f"#f{i}" for i, value in enumerate(changes.values()) if value is None]
+        update = (f"SET {', '.join(sets)} " if sets else "") + (
+            f"REMOVE {', '.join(removes)}" if removes else ""
+        )
+        values = {f":v{i}": _ser.serialize(v) for i, v in enumerate(changes.values()) if v is not None}
+        try:
+            response = self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb({"pk": f"CLIENT#{client_id}", "sk": "CLIENT"}),
+                UpdateExpression=update.strip(),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                **({"ExpressionAttributeValues": values} if values else {}),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return None
+            raise
+        return ClientRecord.from_item(response["Attributes"])
+
     def _scan_prefix(self, prefix: str) -> list[dict[str, Any]]:
         """Admin listings only (never on a request path)."""
         items: list[dict[str, Any]] = []
@@ -251,9 +330,12 @@ class Store:
 
     # ------------------------------------------------------------ device requests
 
-    def create_device_grant(self, grant: Grant, now: int) -> None:
+    def create_device_grant(self, grant: Grant, now: int, quota: AddressQuota | None = None) -> None:
         """The grant and its user code, both or neither, in one call. The user code must be free
-        (or held only by an expired request that DynamoDB has not collected yet)."""
+        (or held only by an expired request that DynamoDB has not collected yet). With ``quota``, the
+        source address's counter for the window is taken in the same transaction: over the limit,
+        nothing is written (AddressLimited). A lost answer retried by botocore carries the same
+        ClientRequestToken (botocore fills it once per call), so DynamoDB applies it once."""
         grant_item = {"pk": f"GRANT#{grant.grant_id}", "sk": "GRANT", **asdict(grant)}
         code_item = {
             "pk": f"USERCODE#{grant.user_code}",
@@ -280,14 +362,41 @@ class Store:
                             "ExpressionAttributeValues": _values(now=now),
                         }
                     },
+                    *([self._quota_update(quota)] if quota is not None else []),
                 ]
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-                reasons = exc.response.get("CancellationReasons") or []
-                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                failed = [
+                    r.get("Code") == "ConditionalCheckFailed"
+                    for r in exc.response.get("CancellationReasons") or []
+                ]
+                if failed and failed[0]:
+                    # The grant's id is new and random: if it exists, this very call wrote it, and its
+                    # answer was lost and the call retried (DynamoDB recognises botocore's retry by its
+                    # ClientRequestToken too; this does not depend on it).
+                    return
+                if len(failed) > 2 and failed[2]:
+                    raise AddressLimited from None
+                if any(failed[:2]):
                     raise UserCodeTaken from None
             raise
+
+    def _quota_update(self, quota: AddressQuota) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": _to_ddb({"pk": f"RATE#device#{quota.address}", "sk": f"WINDOW#{quota.window}"}),
+                "UpdateExpression": "ADD requests :one SET #ttl = :ttl",
+                "ConditionExpression": "attribute_not_exists(requests) OR requests < :limit",
+                "ExpressionAttributeValues": _values(one=1, ttl=quota.ttl, limit=quota.limit),
+                "ExpressionAttributeNames": {"#ttl": "ttl"},
+            }
+        }
+
+    def device_requests(self, address: str, window: int) -> int:
+        item = self._get(f"RATE#device#{address}", f"WINDOW#{window}")
+        return int(_from_ddb(item)["requests"]) if item else 0
 
     def grant_id_for_user_code(self, user_code: str, now: int) -> str | None:
         item = self._get(f"USERCODE#{user_code}", "USERCODE")
@@ -340,10 +449,18 @@ class Store:
         refresh_digest: str | None,
         family_expires_at: int,
         ttl: int,
+        access_ttl: int,
+        idle_timeout: int | None = None,
+        rotation_grace: int | None = None,
     ) -> Grant:
         """approved -> issued, once: the refresh family starts at generation 1 (or, for a client
-        without the refresh grant, there is no family: the session lasts as long as its access token)."""
-        update = "SET #s = :issued, issued_at = :now, family_expires_at = :fexp, #ttl = :ttl"
+        without the refresh grant, there is no family: the session lasts as long as its access token).
+        The grant becomes a session: it enters the session indexes, and keeps the client's policy."""
+        update = (
+            "SET #s = :issued, issued_at = :now, family_expires_at = :fexp, #ttl = :ttl, access_ttl = :attl,"
+            " session_user = user_id, session_client = client_id,"
+            " session_org = if_not_exists(org_id, :noorg), session_at = :now"
+        )
         values = _values(
             issued="issued",
             approved="approved",
@@ -352,10 +469,18 @@ class Store:
             ttl=ttl,
             dcd=device_code_digest,
             cid=client_id,
+            attl=access_ttl,
+            noorg="-",
         )
+        if rotation_grace is not None:
+            update += ", rotation_grace = :grace"
+            values |= _values(grace=rotation_grace)
         if refresh_digest is not None:
             update += ", rt_digest = :rtd, rt_generation = :one, rt_rotated_at = :now"
             values |= _values(rtd=refresh_digest, one=1)
+            if idle_timeout:
+                update += ", idle_timeout = :idle, idle_expires_at = :iexp"
+                values |= _values(idle=idle_timeout, iexp=now + idle_timeout)
         return self._update_grant(
             grant_id,
             update,
@@ -407,11 +532,14 @@ class Store:
         pinned_scope: str | None = None,
     ) -> Grant:
         """current -> previous, successor -> current, in one conditional write. Every reason to refuse
-        is in the condition (the token is the current one, the family is live and the client's, the
-        asked scopes were granted): a refused rotation writes nothing, and ALL_OLD says why."""
+        is in the condition (the token is the current one, the family is live, not idle too long, and
+        the client's, the asked scopes were granted): a refused rotation writes nothing, and ALL_OLD says
+        why. The write itself records the use: ``rt_rotated_at`` (last used) and, for a family with an
+        idle timeout, its new idle deadline."""
         condition = (
             "rt_digest = :d AND rt_generation = :g AND #s = :issued AND client_id = :cid"
             " AND attribute_not_exists(revoked_at) AND family_expires_at > :now"
+            " AND (attribute_not_exists(idle_expires_at) OR idle_expires_at > :now)"
         )
         values = _values(
             d=presented_digest,
@@ -430,13 +558,12 @@ class Store:
             condition += " AND attribute_not_exists(scope_list) AND #scope = :pinned"
             values |= _values(pinned=pinned_scope)
             names["#scope"] = "scope"
-        return self._update_grant(
-            grant_id,
-            "SET rt_prev_digest = :d, rt_digest = :s, rt_generation = rt_generation + :one, rt_rotated_at = :now",
-            condition,
-            values,
-            names,
-        )
+        update = "SET rt_prev_digest = :d, rt_digest = :s, rt_generation = rt_generation + :one, rt_rotated_at = :now"
+        # the grant's own idle timeout, moved on from now (a grant without one: a deadline that never
+        # binds, the family's absolute lifetime ends it first)
+        update += ", idle_expires_at = if_not_exists(idle_timeout, :never) + :now"
+        values |= _values(never=NO_IDLE_TIMEOUT)
+        return self._update_grant(grant_id, update, condition, values, names)
 
     def revoke_family(
         self,
@@ -446,11 +573,21 @@ class Store:
         *,
         up_to_generation: int | None = None,
         client_id: str | None = None,
+        user_id: str | None = None,
+        org_id: str | None = None,
     ) -> Grant:
-        """End a family. With ``up_to_generation``, only when the family has reached it (the presented,
-        authentic, refresh token is the current one or an earlier one of this family)."""
+        """End a family (a session): it leaves the session indexes, and ``revoke_reason`` says who ended
+        it (user, admin, reuse, logout). With ``up_to_generation``, only when the family has reached it
+        (the presented, authentic, refresh token is the current one or an earlier one of this family);
+        with ``user_id``/``org_id``/``client_id``, only when it is theirs."""
         condition = "#s = :issued AND attribute_not_exists(revoked_at)"
         values = _values(now=now, reason=reason, issued="issued")
+        if user_id is not None:
+            condition += " AND user_id = :uid"
+            values |= _values(uid=user_id)
+        if org_id is not None:
+            condition += " AND org_id = :oid"
+            values |= _values(oid=org_id)
         if up_to_generation is not None:
             condition += " AND rt_generation >= :g"
             values |= _values(g=up_to_generation)
@@ -458,8 +595,58 @@ class Store:
             condition += " AND client_id = :cid"
             values |= _values(cid=client_id)
         return self._update_grant(
-            grant_id, "SET revoked_at = :now, revoke_reason = :reason", condition, values, {"#s": "status"}
+            grant_id,
+            "SET revoked_at = :now, revoke_reason = :reason REMOVE session_user, session_org, session_client, session_at",
+            condition,
+            values,
+            {"#s": "status"},
         )
+
+    # ------------------------------------------------------------ sessions
+
+    def session_ids(
+        self, by: str, key: str, *, after: tuple[int, str] | None = None, limit: int | None = None
+    ) -> tuple[list[str], tuple[int, str] | None]:
+        """Grant ids of the sessions of a user, organization or client (``by``), newest first, one page,
+        and where the next page starts (None: this was the last). ``after`` is (issued at, grant id) of
+        the last one seen; the index's own key is rebuilt here, never taken from a caller."""
+        index, attribute = SESSION_INDEXES[by]
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{attribute} = :k",
+            "ExpressionAttributeValues": _values(k=key),
+            "ScanIndexForward": False,
+            "Limit": limit or SESSIONS_PAGE,
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = _to_ddb(
+                {attribute: key, "session_at": after[0], "pk": f"GRANT#{after[1]}", "sk": "GRANT"}
+            )
+        page = self.client.query(**kwargs)
+        ids = [str(_from_ddb(i)["pk"]).removeprefix("GRANT#") for i in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return ids, None
+        data = _from_ddb(last)
+        return ids, (int(data["session_at"]), str(data["pk"]).removeprefix("GRANT#"))
+
+    def get_grants(self, grant_ids: list[str]) -> list[Grant]:
+        """Many grants in one call (BatchGetItem, at most 100), in the order asked; missing ones left out."""
+        if not grant_ids:
+            return []
+        keys = [_to_ddb({"pk": f"GRANT#{g}", "sk": "GRANT"}) for g in dict.fromkeys(grant_ids)]
+        found: dict[str, Grant] = {}
+        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        for _ in range(8):  # unprocessed keys (throttling): a few more tries, then what was read
+            response = self.client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self.table, []):
+                grant = Grant.from_item(item)
+                found[grant.grant_id] = grant
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        return [found[g] for g in grant_ids if g in found]
 
     # ------------------------------------------------------------ limits
 

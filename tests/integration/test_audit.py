@@ -1,5 +1,5 @@
 """Issue #3 item 7: a structured, secret-free audit log line and an EMF metric for each of
-issued, rotated, reuse_detected, family_revoked, device_approved, device_denied, and token_refused
+issued, rotated, reuse_detected, session_revoked, device_approved, device_denied, and token_refused
 (with its reason) for a refused token."""
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def test_every_audit_event_is_logged_and_counted(
     clock.advance(GRACE + 1)
     api.call(
         "POST", "/auth/refresh", body={"refresh_token": first["refresh_token"]}
-    )  # reuse -> family_revoked
+    )  # reuse -> session_revoked
     other = api.signed_in(account)
-    api.call("POST", "/auth/logout", body={"refresh_token": other["refresh_token"]})  # family_revoked
+    api.call("POST", "/auth/logout", body={"refresh_token": other["refresh_token"]})  # session_revoked
     forged = forged_refresh_token(grant_of(other["refresh_token"]))
     api.call("POST", "/auth/refresh", body={"refresh_token": forged})  # token_refused (forged)
 
@@ -51,7 +51,7 @@ def test_every_audit_event_is_logged_and_counted(
         "issued",
         "rotated",
         "reuse_detected",
-        "family_revoked",
+        "session_revoked",
         "token_refused",
     }
     by_event = {r["audit_event"]: r for r in reversed(audits)}  # the first of each

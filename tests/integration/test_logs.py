@@ -263,7 +263,7 @@ def test_the_audit_trail_is_written(
         "issued",
         "rotated",
         "reuse_detected",
-        "family_revoked",
+        "session_revoked",
     ):
         assert event in events, f"no {event!r} audit line in {events}"
     assert events.count("device_authorized") == 4 and events.count("issued") == 3

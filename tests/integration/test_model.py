@@ -22,7 +22,16 @@ from authcore import runtime, tokens
 from authcore.observability import logger
 from tests.conftest import Api, LogCapture
 from tests.support import aws
-from tests.support.model import STATS, HmacSpy, Stats, World, hmac_master, machine_for
+from tests.support.model import (
+    DEVICE_LIMIT,
+    DEVICE_WINDOW,
+    STATS,
+    HmacSpy,
+    Stats,
+    World,
+    hmac_master,
+    machine_for,
+)
 
 SOAK_STEPS = int(os.environ.get("SOAK_STEPS") or 0)
 STEPS_PER_EXAMPLE = 100 if SOAK_STEPS else 50
@@ -51,6 +60,8 @@ def world(
     # Clients cached for the whole run, as a warm execution environment has them: the budget counts
     # the calls a request makes, not a cache's refills.
     monkeypatch.setenv("CLIENT_CACHE_SECONDS", "86400")
+    monkeypatch.setenv("DEVICE_AUTHORIZATIONS_PER_IP", str(DEVICE_LIMIT))  # low, so that the model reaches it
+    monkeypatch.setenv("DEVICE_AUTHORIZATIONS_WINDOW_SECONDS", str(DEVICE_WINDOW))
     runtime.reset()
     api = Api()
     api.device_code()

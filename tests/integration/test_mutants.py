@@ -638,16 +638,14 @@ def test_revoking_an_access_token_whose_grant_is_gone_is_200(api: Api, account: 
 
 
 def test_a_revoked_family_records_why_it_ended(api: Api, account: Seed, clock: Manual) -> None:
-    """The grant item keeps why its family ended (revoke_reason): "revoked" by the client, "reuse" when a
-    rotated-out token came back after the grace."""
+    """The grant item keeps who ended its family (revoke_reason): "logout" by the client (RFC 7009 or
+    /auth/logout), "reuse" when a rotated-out token came back after the grace."""
     by_access = api.signed_in(account)
     api.call("POST", "/oauth/revoke", form={"token": by_access["access_token"], "client_id": "demo-cli"})
-    assert item(f"GRANT#{grant_of(by_access['refresh_token'])}", "GRANT")["revoke_reason"] == {"S": "revoked"}
+    assert item(f"GRANT#{grant_of(by_access['refresh_token'])}", "GRANT")["revoke_reason"] == {"S": "logout"}
     by_refresh = api.signed_in(account)
     api.call("POST", "/oauth/revoke", form={"token": by_refresh["refresh_token"], "client_id": "demo-cli"})
-    assert item(f"GRANT#{grant_of(by_refresh['refresh_token'])}", "GRANT")["revoke_reason"] == {
-        "S": "revoked"
-    }
+    assert item(f"GRANT#{grant_of(by_refresh['refresh_token'])}", "GRANT")["revoke_reason"] == {"S": "logout"}
     reused = api.signed_in(account)
     assert api.call("POST", "/auth/refresh", body={"refresh_token": reused["refresh_token"]}).status == 200
     clock.advance(GRACE + 1)  # past the rotation grace

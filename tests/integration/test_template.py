@@ -5,11 +5,13 @@ The SAM CLI checks (lint, build) run when .tools/sam/bin/sam exists (`make .tool
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -30,15 +32,18 @@ JWT_ROUTES = {(r.method, r.path) for r in routes.ROUTES if r.signed_in}
 # Least privilege: exactly these actions, on the table and on the two key secrets, and nothing else.
 # (test_what_the_code_calls_is_what_the_template_grants, below, checks the code against these.)
 TABLE_ACTIONS = {
-    "DeviceAuthorizationFunction": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    # the device request, its user code and the per-address counter: one transaction, authorized per item
+    "DeviceAuthorizationFunction": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
     "DeviceVerificationFunction": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
     "DeviceExchangeFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "TokenFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "RefreshFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "RevocationFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    "SessionsFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"},
     "DiscoveryFunction": set(),
     "WebFunction": set(),
     "KeyRotationFunction": set(),
+    "SecurityEventsFunction": set(),  # reads the stream through its event source mapping, not its code
 }
 READ_KEYS = {"secretsmanager:GetSecretValue"}
 # The private key set (KeysSecret): only the functions that sign tokens or compute keyed digests.
@@ -65,6 +70,22 @@ PUBLIC_SECRET_ACTIONS: dict[str, set[str]] = {name: set() for name in TABLE_ACTI
 TABLE_REF = {"Fn::GetAtt": ["Table", "Arn"]}
 KEYS_REF = {"Ref": "KeysSecret"}
 PUBLIC_KEYS_REF = {"Ref": "KeysPublicSecret"}
+# The sessions index by person: only the sessions function queries it (the admin sweeps are a tool).
+USER_INDEX_REF = {"Fn::Sub": "${Table.Arn}/index/ByUser"}
+INDEX_ACTIONS: dict[str, set[str]] = {name: set() for name in TABLE_ACTIONS} | {
+    "SessionsFunction": {"dynamodb:Query"},
+}
+# The security events bus (EventBusName, or the account's default bus): the events function and keys.rotated.
+EVENT_BUS_REF = {
+    "Fn::Sub": [
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${Bus}",
+        {"Bus": {"Fn::If": ["HasEventBusName", {"Ref": "EventBusName"}, "default"]}},
+    ]
+}
+EVENT_ACTIONS: dict[str, set[str]] = {name: set() for name in TABLE_ACTIONS} | {
+    "SecurityEventsFunction": {"events:PutEvents"},
+    "KeyRotationFunction": {"events:PutEvents"},
+}
 FORBIDDEN_ACTIONS = (
     "dynamodb:Scan",
     "dynamodb:DeleteItem",
@@ -120,8 +141,22 @@ def test_table_has_string_keys_ttl_and_on_demand_billing(template: dict[str, Any
     ]
     assert sorted(spec["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == [
         {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "session_at", "AttributeType": "N"},
+        {"AttributeName": "session_client", "AttributeType": "S"},
+        {"AttributeName": "session_org", "AttributeType": "S"},
+        {"AttributeName": "session_user", "AttributeType": "S"},
         {"AttributeName": "sk", "AttributeType": "S"},
     ]
+    # sessions by person, organization and client, newest first; keys only, so that a rotation (which
+    # changes no indexed attribute) writes no index
+    assert {
+        i["IndexName"]: ([k["AttributeName"] for k in i["KeySchema"]], i["Projection"]["ProjectionType"])
+        for i in spec["GlobalSecondaryIndexes"]
+    } == {
+        "ByUser": (["session_user", "session_at"], "KEYS_ONLY"),
+        "ByOrg": (["session_org", "session_at"], "KEYS_ONLY"),
+        "ByClient": (["session_client", "session_at"], "KEYS_ONLY"),
+    }
     assert spec["BillingMode"] == "PAY_PER_REQUEST"
     assert ttl_attribute(template) == "ttl"
 
@@ -181,8 +216,15 @@ def test_the_signed_in_routes_function_knows_the_identity_provider(
 ) -> None:
     """The same issuer and audience the JWT authorizer had: the stack's user pool and its app client by
     default, AuthIssuer and AuthAudience when set."""
-    (function,) = {ROUTES[route] for route in JWT_ROUTES}
-    env = specs[function].environment
+    signed_in = {ROUTES[route] for route in JWT_ROUTES}
+    assert signed_in == {"DeviceVerificationFunction", "SessionsFunction"}
+    for function in signed_in:
+        check_identity_provider(specs[function].environment)
+    others = [s for name, s in specs.items() if name not in signed_in]
+    assert all("AUTH_ISSUER" not in s.environment for s in others)
+
+
+def check_identity_provider(env: dict[str, Any]) -> None:
     assert env["AUTH_ISSUER"] == {
         "Fn::If": [
             "UseCognito",
@@ -197,8 +239,6 @@ def test_the_signed_in_routes_function_knows_the_identity_provider(
             {"Fn::If": ["UseCognito", {"Ref": "UserPoolClient"}, ""]},
         ]
     }
-    others = [s for name, s in specs.items() if name != function]
-    assert all("AUTH_ISSUER" not in s.environment for s in others)
 
 
 def test_every_route_uses_payload_format_2(template: dict[str, Any]) -> None:
@@ -207,6 +247,7 @@ def test_every_route_uses_payload_format_2(template: dict[str, Any]) -> None:
         for logical_id, r in template["Resources"].items()
         if r["Type"] == "AWS::Serverless::Function"
         for name, event in r["Properties"].get("Events", {}).items()
+        if event["Type"] == "HttpApi"
     }
     assert versions
     assert {key: v for key, v in versions.items() if v != "2.0"} == {}
@@ -272,12 +313,13 @@ def test_function_grants_only_what_it_uses(template: dict[str, Any], logical_id:
     every = statements(template, logical_id)
     assert all(s["Effect"] == "Allow" for s in every)
     assert all(set(s) <= {"Sid", "Effect", "Action", "Resource"} for s in every), "a condition or NotAction"
-    assert all(s["Resource"] in (TABLE_REF, KEYS_REF, PUBLIC_KEYS_REF) for s in every), (
-        "a statement on another resource"
-    )
+    refs = (TABLE_REF, KEYS_REF, PUBLIC_KEYS_REF, EVENT_BUS_REF, USER_INDEX_REF)
+    assert all(s["Resource"] in refs for s in every), "a statement on another resource"
     assert granted(template, logical_id, TABLE_REF) == TABLE_ACTIONS[logical_id]
     assert granted(template, logical_id, KEYS_REF) == SECRET_ACTIONS[logical_id]
     assert granted(template, logical_id, PUBLIC_KEYS_REF) == PUBLIC_SECRET_ACTIONS[logical_id]
+    assert granted(template, logical_id, EVENT_BUS_REF) == EVENT_ACTIONS[logical_id]
+    assert granted(template, logical_id, USER_INDEX_REF) == INDEX_ACTIONS[logical_id]
 
 
 def test_only_the_signers_and_the_rotation_can_touch_the_private_keys(
@@ -395,6 +437,8 @@ class Recorder:
                     self.used[self.function].add((TRANSACT_ITEM_ACTIONS[kind], "Table"))
         elif model.name == "TransactGetItems":
             self.used[self.function].add(("dynamodb:GetItem", "Table"))
+        elif params.get("IndexName"):
+            self.used[self.function].add((f"dynamodb:{model.name}", f"Table/index/{params['IndexName']}"))
         else:
             self.used[self.function].add((f"dynamodb:{model.name}", "Table"))
 
@@ -409,6 +453,20 @@ class Recorder:
         if secretsmanager is not None:
             secretsmanager.meta.events.register("before-parameter-build.secrets-manager", self.secretsmanager)
 
+    def eventbridge(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        for entry in params.get("Entries", []):  # "default": the template's bus when EventBusName is empty
+            bus = str(entry.get("EventBusName", "default"))
+            self.used[self.function].add((f"events:{model.name}", "EventBus" if bus == "default" else bus))
+
+    @contextlib.contextmanager
+    def watching_events(self, function: str, client: Any) -> Iterator[None]:
+        self.function = function
+        client.meta.events.register("before-parameter-build.eventbridge", self.eventbridge)
+        try:
+            yield
+        finally:
+            client.meta.events.unregister("before-parameter-build.eventbridge", self.eventbridge)
+
 
 def test_what_the_code_calls_is_what_the_template_grants(
     template: dict[str, Any], specs: dict[str, FunctionSpec], account: Any
@@ -418,7 +476,6 @@ def test_what_the_code_calls_is_what_the_template_grants(
     moto does not check), not one fewer (it would be more privilege than the code uses)."""
     from authcore import runtime
     from local import lambda_host
-    from tests.conftest import ROUTES as FUNCTION_DIRS
     from tests.conftest import SECRET as SECRET_NAME
     from tests.conftest import Api
 
@@ -427,7 +484,7 @@ def test_what_the_code_calls_is_what_the_template_grants(
 
     class RecordingApi(Api):
         def send(self, event: dict[str, Any]) -> Any:
-            function = FUNCTION_DIRS[(event["requestContext"]["http"]["method"], event["rawPath"])]
+            function = routes.BY_KEY[event["routeKey"]].function
             runtime.reset()  # a cold execution environment: nothing read by another function is cached
             recorder.watch(by_dir[function], runtime.store().client, runtime._secrets_provider().client)
             return super().send(event)
@@ -466,24 +523,45 @@ def test_what_the_code_calls_is_what_the_template_grants(
     assert api.call("GET", "/.well-known/oauth-authorization-server").status == 200
     assert api.call("GET", "/.well-known/jwks.json").status == 200
     assert api.call("GET", "/device").status == 200
+    api.signed_in(account)  # a live session (the flows above have ended theirs)
+    listed = api.call("GET", "/auth/sessions", claims=account.user)
+    assert listed.status == 200 and listed.json()["sessions"], listed.text
+    ended = api.call("DELETE", f"/auth/sessions/{listed.json()['sessions'][0]['id']}", claims=account.user)
+    assert ended.status == 200, ended.text
+    assert api.call("POST", "/auth/sessions/revoke-all", claims=account.user).status == 200
 
     rotation = lambda_host.load_function("functions/key_rotation")
     rotation_client = sys.modules[rotation.__module__]._sm  # the function's own, for its whole life
     recorder.watch("KeyRotationFunction", None, rotation_client)
     token = str(uuid.uuid4())
     try:
-        for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
-            event = {"SecretId": SECRET_NAME, "ClientRequestToken": token, "Step": step}
-            rotation(event, lambda_host.LambdaContext())
+        with recorder.watching_events("KeyRotationFunction", sys.modules[rotation.__module__]._events):
+            for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+                event = {"SecretId": SECRET_NAME, "ClientRequestToken": token, "Step": step}
+                rotation(event, lambda_host.LambdaContext())
     finally:
         rotation_client.meta.events.unregister(
             "before-parameter-build.secrets-manager", recorder.secretsmanager
         )
 
+    # The security events function, given the stream record of a real change (a client registered).
+    from tests.conftest import TABLE
+    from tests.support.aws import raw_item
+
+    stream = lambda_host.load_function("functions/security_events")
+    client_item = raw_item(TABLE, "CLIENT#demo-cli", "CLIENT")
+    change = {"Keys": {"pk": {"S": "CLIENT#demo-cli"}, "sk": {"S": "CLIENT"}}, "NewImage": client_item}
+    record = {"eventID": "1", "eventName": "INSERT", "dynamodb": {**change, "SequenceNumber": "1"}}
+    with recorder.watching_events("SecurityEventsFunction", sys.modules[stream.__module__]._events):
+        answer = stream({"Records": [record]}, lambda_host.LambdaContext())
+    assert answer == {"batchItemFailures": []}
+
     targets: dict[str, dict[str, Any]] = {
         "Table": TABLE_REF,
         "KeysSecret": KEYS_REF,
         "KeysPublicSecret": PUBLIC_KEYS_REF,
+        "EventBus": EVENT_BUS_REF,
+        "Table/index/ByUser": USER_INDEX_REF,
     }
     for logical_id in specs:
         grants = {

@@ -64,6 +64,11 @@ ACCESS_TTL = 3600
 FAMILY_TTL = 30 * 86400
 VERIFY_LIMIT = 10
 VERIFY_WINDOW = 900
+# the per-address limit of device authorization requests (tests/integration/test_model.py sets these, low,
+# so that the model reaches it); every request of the model comes from one address
+DEVICE_LIMIT = 8
+DEVICE_WINDOW = 600
+SOURCE_IP = "127.0.0.1"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 
@@ -107,6 +112,7 @@ SPOKEN = {
     "already_exists": (400, "invalid_request", 409, "already_exists"),
     "validation_error": (400, "invalid_request", 422, "validation_error"),
     "rate_limited": (503, "temporarily_unavailable", 429, "rate_limited"),
+    "too_many_requests": (429, "temporarily_unavailable", 429, "rate_limited"),
 }
 # an injected DynamoDB fault -> ((OAuth status, error), (product status, type))
 FAULT_ANSWERS = {
@@ -115,10 +121,12 @@ FAULT_ANSWERS = {
     "timeout": ((503, "temporarily_unavailable"), (504, "gateway_timeout")),
 }
 
+SESSION_KEYS = {"session_user", "session_org", "session_client", "session_at"}  # the sparse indexes' keys
+ENDED = {"revoked_at", "revoke_reason", *SESSION_KEYS}  # what ending a session changes
 REFUSAL_MAY_WRITE: dict[str, set[str] | None] = {
     # a pending poll is recorded (authorization_pending: last_poll_at; slow_down: interval), and reuse ends
-    # the family (revoked_at, revoke_reason)
-    "GRANT#": {"last_poll_at", "interval", "revoked_at", "revoke_reason"},
+    # the family (revoked_at, revoke_reason; it leaves the session indexes)
+    "GRANT#": {"last_poll_at", "interval", "revoked_at", "revoke_reason", *SESSION_KEYS},
     # the wrong-code counter: a look-up takes an attempt, a right code gives it back (any attribute)
     "RATE#verify#": None,
 }
@@ -414,6 +422,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.digest = Digests()
         self.logins: list[Login] = []
         self.attempts: dict[tuple[str, int], int] = {}  # (user id, window start) -> wrong codes
+        self.device_requests: dict[int, int] = {}  # window start -> device authorizations from SOURCE_IP
         self.orphans: set[str] = set()  # grants created by a lost device authorization nobody received
         self.secrets: set[str] = {self.secret}
         self.touched: list[Login] = []
@@ -719,8 +728,14 @@ class LifecycleMachine(RuleBasedStateMachine):
                       headers=headers)  # fmt: skip
             return
         now = self.now
+        window = now - now % DEVICE_WINDOW
+        if self.device_requests.get(window, 0) >= DEVICE_LIMIT:
+            expect = Expect("too_many_requests", budget=["TransactWriteItems"], label="device_rate_limited")
+            self.send("POST", "/oauth/device/code", expect, fault, form=form, headers=headers)
+            return
 
         def apply(result: HttpResult) -> None:
+            self.device_requests[window] = self.device_requests.get(window, 0) + 1
             body = result.json()
             code = body["device_code"]
             grant_id = tokens.grant_id_of(code, "dc")
@@ -734,7 +749,15 @@ class LifecycleMachine(RuleBasedStateMachine):
             self.logins.append(login)
             self.remember(code, code[-43:], shown)  # the code, its random part, the user code as shown
 
-        expect = Expect("ok", {"*new*": None}, ["TransactWriteItems"], apply, new_items=2, label="started")
+        counter = f"RATE#device#{SOURCE_IP}"
+        expect = Expect(
+            "ok",
+            {"*new*": None, counter: None},
+            ["TransactWriteItems"],
+            apply,
+            new_items=2,
+            label="started",
+        )
         self.send("POST", "/oauth/device/code", expect, fault, form=form, headers=headers)
 
     def decide_expect(self, user: str, login: Login | None, decision: str, org: str | None) -> Expect:
@@ -891,6 +914,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             "rt_digest",
             "rt_generation",
             "rt_rotated_at",
+            "access_ttl",  # the client's policy, kept for the session's life
+            "rotation_grace",
+            *SESSION_KEYS,  # it is a session now: in the indexes
         }
         return Expect("ok", {pk: fields}, ["UpdateItem"], issued, label="issued")
 
@@ -939,7 +965,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 family.rotated_at = now
                 STATS.max_generation = max(STATS.max_generation, family.generation)
 
-            fields = {"rt_prev_digest", "rt_digest", "rt_generation", "rt_rotated_at"}
+            fields = {"rt_prev_digest", "rt_digest", "rt_generation", "rt_rotated_at", "idle_expires_at"}
             return Expect("ok", {pk: fields}, ["UpdateItem"], rotated, label="rotated")
         if k == g - 1 and now < family.rotated_at + GRACE:
 
@@ -951,7 +977,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         def reused(_: HttpResult) -> None:
             family.revoked = True
 
-        return Expect("invalid_grant", {pk: {"revoked_at", "revoke_reason"}}, ["UpdateItem", "UpdateItem"], reused,
+        return Expect("invalid_grant", {pk: ENDED}, ["UpdateItem", "UpdateItem"], reused,
                       label="reuse_detected")  # fmt: skip
 
     def refresh(self, data: st.DataObject) -> None:
@@ -1057,9 +1083,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         def ended(_: HttpResult) -> None:
             family.revoked = True
 
-        ends = Expect(
-            "ok", {pk: {"revoked_at", "revoke_reason"}}, ["UpdateItem"], ended, label="family_revoked"
-        )
+        ends = Expect("ok", {pk: ENDED}, ["UpdateItem"], ended, label="family_revoked")
         if route == "revoke" and what == "access" and login.access:
             access = data.draw(st.sampled_from(login.access), label="access token")
             client = (

@@ -51,6 +51,10 @@ OAUTH_ERRORS = {
 # "No such route" (404 not_found) is the one row outside the OAuth table: only a path the resolver
 # does not know reaches it (API Gateway itself answers unknown routes), and 404 is what it means.
 NO_SUCH_ROUTE = "not_found"
+# Too many device authorization requests from one source address: 429 with temporarily_unavailable (the
+# sessions issue, #9: slow_down stays reserved for polling); the contract's 503 is for the service's own
+# faults. The API reference says so.
+ADDRESS_LIMIT = "too_many_requests"
 DIALECTS: tuple[http.Dialect, ...] = ("oauth", "product", "legacy")
 REQUEST_ID = "c0a8Xyz123abcde="
 PROBLEMS = {  # kind -> its Problem class
@@ -88,7 +92,9 @@ def test_every_row_says_what_the_contract_allows(kind: str) -> None:
     assert spoken.product_type in PRODUCT_TABLE, kind
     assert spoken.product_status == PRODUCT_TABLE[spoken.product_type], kind
     assert spoken.oauth_error in OAUTH_ERRORS, kind
-    if kind != NO_SUCH_ROUTE:
+    if kind == ADDRESS_LIMIT:
+        assert (spoken.oauth_error, spoken.oauth_status) == ("temporarily_unavailable", 429)
+    elif kind != NO_SUCH_ROUTE:
         assert spoken.oauth_status == OAUTH_ERRORS[spoken.oauth_error], kind
     assert spoken.title
 
@@ -186,7 +192,8 @@ def test_every_problem_renders_in_every_dialect(kind: str, dialect: http.Dialect
         assert body["error"] == spoken.oauth_error and body["error_description"]
         assert set(body) <= {"error", "error_description", "interval"}
     else:
-        if kind != NO_SUCH_ROUTE:  # GET /oauth/token always has its route
+        # GET /oauth/token always has its route, and is never a device authorization request
+        if kind not in (NO_SUCH_ROUTE, ADDRESS_LIMIT):
             assert status in {400, 401, 500}  # CONTRACT.md: legacy errors are 400/401/500
         assert status == min(spoken.oauth_status, 500)
         assert body["success"] is False and body["errorCode"] == spoken.oauth_error
