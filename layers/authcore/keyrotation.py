@@ -13,6 +13,10 @@ on first initialisation, the pending set, as nothing signs yet), testSecret refu
 published JWKS holds the key the pending set signs with, and finishSecret publishes the new current set
 (with its new ``next``) once it is current. Publishing writes only when the document differs, so a
 retried step publishes the same thing and adds no version.
+
+Once finishSecret has published, it announces `keys.rotated` on the security events bus (EVENT_BUS_NAME;
+authcore.security_events), best-effort: an event that cannot be put is logged, and the rotation, done by
+then, does not fail for it. A retried finishSecret announces again, with the same `event_id`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from authcore import tokens
+from authcore import security_events, tokens
+from authcore.observability import logger
 
 CLOCK_SKEW = 300
 JWKS_SECRET_ENV = "JWKS_SECRET_ID"
@@ -40,6 +45,10 @@ def jwks_secret_id() -> str:
 
 def _not_found(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "ClientError")
 
 
 def _current(sm: Any, secret_id: str) -> dict[str, Any] | None:
@@ -103,11 +112,38 @@ def _published_kids(sm: Any, jwks_secret_id: str) -> set[str]:
 # ---------------------------------------------------------------- rotation
 
 
+def announce(events: Any, doc: dict[str, Any] | str, secret_id: str) -> bool:
+    """Put `keys.rotated` for the key set `doc` (now current) on the security events bus. Best-effort:
+    a failure is logged (its error code, nothing of the keys) and answered False, never raised."""
+    try:
+        keys = (json.loads(doc) if isinstance(doc, str) else doc)["keys"]
+        kid = next(str(k["kid"]) for k in keys if k["status"] == "current")
+        next_kid = next((str(k["kid"]) for k in keys if k["status"] == "next"), None)
+        event = security_events.key_rotation_event(kid, next_kid, int(time.time()))
+        resources = [secret_id] if secret_id.startswith("arn:") else []
+        bus = security_events.options().event_bus_name
+        response = events.put_events(Entries=[security_events.entry(event, bus, resources)])
+        if response.get("FailedEntryCount"):
+            code = str((response.get("Entries") or [{}])[0].get("ErrorCode") or "NoResult")
+            logger.warning("keys.rotated was not published", extra={"error_code": code})
+            return False
+    except Exception as exc:  # best-effort: the rotation is done and stays done
+        code = _error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        logger.warning("keys.rotated was not published", extra={"error_code": code})
+        return False
+    return True
+
+
 def rotation_step(
-    sm: Any, event: dict[str, Any], access_token_ttl: int, jwks_secret: str | None = None
+    sm: Any,
+    event: dict[str, Any],
+    access_token_ttl: int,
+    jwks_secret: str | None = None,
+    events: Any | None = None,
 ) -> None:
     """One step of a Secrets Manager rotation. `jwks_secret`: where the public set is published
-    (default: JWKS_SECRET_ID from the environment)."""
+    (default: JWKS_SECRET_ID from the environment). `events`: an EventBridge client, for finishSecret's
+    `keys.rotated` (None: not announced)."""
     secret_id, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
     jwks_id = jwks_secret or jwks_secret_id()  # before anything is written: a misconfiguration stops here
     if step == "createSecret":
@@ -158,6 +194,8 @@ def rotation_step(
         # Also when the stage had already moved: a retried finishSecret still publishes.
         finished = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
         publish(sm, jwks_id, finished)
+        if events is not None:
+            announce(events, finished, secret_id)
     else:
         raise ValueError(f"unknown rotation step {step!r}")
 

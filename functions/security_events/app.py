@@ -1,0 +1,37 @@
+"""The table's stream -> security events on EventBridge (no HTTP route). See docs/events.md.
+
+Invoked by the stream's event source mapping with a batch of records: reports the records whose events
+did not all get on the bus (ReportBatchItemFailures), which Lambda retries and finally sends to the
+dead-letter queue. Invoked by an operator with a dead-letter message: publishes that batch again.
+"""
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from authcore import runtime, security_events
+from authcore.observability import logger
+
+_events = boto3.client("events", config=runtime.BOTO_CONFIG)
+_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@cache
+def _streams() -> Any:
+    """Only a replay reads the stream itself (the event source mapping reads it otherwise)."""
+    return boto3.client("dynamodbstreams", config=runtime.BOTO_CONFIG)
+
+
+@logger.inject_lambda_context(log_event=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+    options = security_events.options()
+    if security_events.DEAD_LETTER_KEY in event:
+        return security_events.replay(_streams(), _events, event, options)
+    outcome = security_events.publish(_events, event.get("Records", []), options)
+    return process_partial_response(
+        event=event, record_handler=outcome.settle, processor=_processor, context=context
+    )
