@@ -168,6 +168,9 @@ def cmd_login(args: argparse.Namespace, console: Console) -> int:
             raise Failure(f"The client may not ask for scope {args.scope!r}: {err}") from None
         if err.status == 426:
             raise upgrade_required(err) from None
+        if err.status == 429:
+            wait = f" in {int(err.retry_after)} seconds" if err.retry_after else " later"
+            raise Failure(f"Too many sign-ins were started from this network; try again{wait}.") from None
         raise Failure(f"The server refused to start a login: {err}") from None
     began = console.clock.monotonic()
 
@@ -186,6 +189,11 @@ def cmd_login(args: argparse.Namespace, console: Console) -> int:
     console.say(f"Logging in to {target.server}{target.source}")
     console.say()
     console.say(f"  Your one-time code:  {console.highlight(user_code)}")
+    # What the page will say about this device (RFC 8628 §5.4): a request that shows anything else is
+    # someone else's, whoever asks you to approve it.
+    console.say(f"  The page will show:  client {target.client_id}, version {__version__}")
+    console.say(f"                       {api.USER_AGENT}")
+    console.say("  Approve there only if it does, and only a code you started yourself.")
     console.say()
     if isinstance(page_with_code, str) and page_with_code:
         console.say(f"Open {console.bold(page_with_code)}")

@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 REQUEST_TIMEOUT = 30
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Every flow starts from 127.0.0.1: the per-address limit of device authorization would end the run.
+UNLIMITED = ["DeviceAuthorizationsPerIp=0"]
 
 
 # ---------------------------------------------------------------- measurements
@@ -329,7 +331,7 @@ def serve(concurrency: int, log: Path, deadline: float) -> Iterator[dict[str, An
         info_file = Path(scratch) / "serve.json"
         process = subprocess.Popen(
             [sys.executable, "-m", "local.serve", "--port", "0", "--concurrency", str(concurrency),
-             "--info-file", str(info_file)],
+             "--info-file", str(info_file), "--parameter-overrides", *UNLIMITED],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
         )  # fmt: skip
         try:

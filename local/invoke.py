@@ -411,12 +411,15 @@ def function_of_event(template: dict[str, Any], event: Mapping[str, Any]) -> str
     from local import template as tpl
 
     method, path = route_of(event)
+    key = str(event.get("routeKey") or "")  # API Gateway's route key: `DELETE /auth/sessions/{id}`
     default = None
     for spec in tpl.functions(template):
         for route in spec.routes:
             if route.path == tpl.DEFAULT_ROUTE:
                 default = spec.logical_id
-            elif route.path == path and route.method in (method, "ANY"):
+            elif f"{route.method} {route.path}" == key or (
+                route.path == path and route.method in (method, "ANY")
+            ):
                 return spec.logical_id
     return default if event.get("routeKey") == tpl.DEFAULT_ROUTE else None
 
@@ -570,6 +573,12 @@ def fill(text: str, event_file: Path, live: LiveState) -> tuple[str, list[str]]:
             values[name] = live.refresh_token()
         elif name == "rotated_refresh_token":
             values[name] = live.rotated_refresh_token()
+        elif name == "session_id":  # a live session of the demo user: the grant its refresh token names
+            from authcore import tokens
+
+            parsed = tokens.parse_refresh_token(live.refresh_token())
+            assert parsed is not None, "the stack issued a refresh token of the documented shape"
+            values[name] = parsed.grant_id
         elif name == "id_token":
             values[name] = live.id_token()
         elif name == "client_secret":

@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 
+from authcore import routes
 from local.lambda_host import HttpResult, http_event
 from tests.conftest import ISSUER, ROUTES, Api
 from tests.integration.contract import assert_common, assert_error, assert_legacy_headers, shared_account
 from tests.support import aws
+from tests.support.forge import grant_of
 from tests.support.idp import IDP
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -38,6 +40,7 @@ FUNCTIONS = {  # function directory -> the template's logical id (for `sam local
     "revocation": "RevocationFunction",
     "discovery": "DiscoveryFunction",
     "web": "WebFunction",
+    "sessions": "SessionsFunction",
 }
 
 State = dict[str, str]
@@ -214,6 +217,26 @@ def _still_valid(token_key: str) -> Check:
     return check
 
 
+def _listed(result: HttpResult, body: Any, api: Api, state: State) -> None:
+    ids = [s["id"] for s in body["sessions"]]
+    assert state["session_id"] in ids and "next" in body
+    (session,) = [s for s in body["sessions"] if s["id"] == state["session_id"]]
+    assert (
+        session["client"] == {"id": "demo-cli", "name": "Demo CLI"}
+        and session["organization"]["id"] == "acme"
+    )
+
+
+def _ended(result: HttpResult, body: Any, api: Api, state: State) -> None:
+    assert body == {"status": "revoked"}
+    _family_ended("refresh_token")(result, body, api, state)
+
+
+def _all_ended(result: HttpResult, body: Any, api: Api, state: State) -> None:
+    assert body["status"] == "revoked" and body["count"] >= 1
+    _family_ended("refresh_token")(result, body, api, state)
+
+
 def _metadata(result: HttpResult, body: Any, api: Api, state: State) -> None:
     assert body["issuer"] == ISSUER
     for key, path in {
@@ -321,6 +344,14 @@ EXPECTED: dict[str, Case] = {
     "well_known.jwks.json": Case(200, check=_jwks),
     # the verification page (HTML): a prefilled code is shown, escaped, never decided
     "device_page.prefilled.json": Case(200, html=True, check=_device_page),
+    # the signed-in person's sessions
+    "sessions_list.success.json": Case(200, check=_listed, setup=S),
+    "sessions_list.bad_cursor.json": Case(400, "invalid_request", setup=S),
+    "sessions_list.missing_id_token.json": Case(401, "unauthorized"),
+    "sessions_end.success.json": Case(200, check=_ended, setup=S),
+    "sessions_end.not_found.json": Case(404, "not_found", setup=S),
+    "sessions_end.someone_elses.json": Case(404, "not_found", check=_still_valid("refresh_token"), setup=S),
+    "sessions_revoke_all.success.json": Case(200, check=_all_ended, setup=S),
 }
 
 
@@ -340,6 +371,7 @@ def prepare(api: Api, seed: aws.Seed, setup: str | None) -> State:
             assert api.approve(started["user_code"], seed.user).status == 200
     elif setup == "signed_in":
         state["refresh_token"] = api.signed_in(seed)["refresh_token"]
+        state["session_id"] = grant_of(state["refresh_token"])
     elif setup == "rotated":  # a token two rotations old: outside any grace period, whatever the clock
         first = api.signed_in(seed)["refresh_token"]
         current = first
@@ -434,13 +466,17 @@ def test_event_is_an_http_api_payload_v2(name: str) -> None:
             "body",
             "cookies",
             "queryStringParameters",
+            "pathParameters",
         }
     ), sorted(event)
     assert set(event["requestContext"]) == set(reference["requestContext"])
     assert event["version"] == "2.0"
-    assert event["routeKey"] == event["requestContext"]["routeKey"] == f"{method} {path}"
+    matched = routes.match(method, path)
+    assert matched is not None, f"{method} {path} is no route of ours"
+    route, params = matched
+    assert event["routeKey"] == event["requestContext"]["routeKey"] == route.key
+    assert event.get("pathParameters", {}) == params
     assert event["requestContext"]["http"]["path"] == path
-    assert (method, path) in ROUTES
     assert all(k == k.lower() for k in event["headers"]), event["headers"]
     assert isinstance(event["isBase64Encoded"], bool)
     if event["isBase64Encoded"]:
@@ -468,7 +504,9 @@ def test_event_holds_no_real_secret(name: str) -> None:
 def test_event_is_documented(name: str) -> None:
     """events/README.md has one line per file, with its function and how to invoke it."""
     event = json.loads((EVENTS / name).read_text())
-    function = FUNCTIONS[ROUTES[(event["requestContext"]["http"]["method"], event["rawPath"])]]
+    matched = routes.match(event["requestContext"]["http"]["method"], event["rawPath"])
+    assert matched is not None
+    function = FUNCTIONS[matched[0].function]
     readme = (EVENTS / "README.md").read_text().splitlines()
     lines = [line for line in readme if line.startswith("- ") and f"events/{name}" in line]
     assert len(lines) == 1, f"events/README.md should have exactly one line for {name}"

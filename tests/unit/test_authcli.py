@@ -529,6 +529,37 @@ def test_unknown_client(server: FakeServer, config: Path) -> None:
     assert "does not know the client id 'demo-cli': Unknown client. (HTTP 401 invalid_client)" in result.err
 
 
+def test_login_says_what_the_page_will_show_about_this_device(server: FakeServer, config: Path) -> None:
+    """RFC 8628 §5.4: the person compares the page's "client, version, user agent" with what the CLI says
+    beside the code, and approves only a request they started."""
+    from authcli import __version__
+    from authcli.api import USER_AGENT
+
+    server.script("POST", "/oauth/device/code", device_code())
+    server.script("POST", "/auth/device/exchange", tokens())
+    result = login(server)
+    assert result.code == 0, result.err
+    assert f"The page will show:  client demo-cli, version {__version__}" in result.out
+    assert USER_AGENT in result.out
+    started = server.to("/oauth/device/code")[0]
+    assert started.headers["X-Client-Version"] == __version__ and started.headers["User-Agent"] == USER_AGENT
+
+
+def test_too_many_sign_ins_from_one_network_says_when_to_try_again(server: FakeServer, config: Path) -> None:
+    server.script(
+        "POST",
+        "/oauth/device/code",
+        Answer(
+            429,
+            {"error": "temporarily_unavailable", "error_description": "Too many requests."},
+            headers=(("Retry-After", "420"),),
+        ),
+    )
+    result = login(server)
+    assert result.code == 1
+    assert "Too many sign-ins were started from this network; try again in 420 seconds." in result.err
+
+
 def test_ctrl_c_during_login_exits_130_cleanly(server: FakeServer, tmp_path: Path) -> None:
     server.script("POST", "/oauth/device/code", device_code(interval=1))
     server.script("POST", "/auth/device/exchange", PENDING)
