@@ -9,6 +9,7 @@ request writes nothing.
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,14 +208,17 @@ def _pending_grant(ctx: Context, user: SignedInUser, user_code: str) -> Grant:
     s = ctx.settings
     window = ctx.now - ctx.now % s.verify_attempts_window_seconds
     end = window + s.verify_attempts_window_seconds
-    if not ctx.store.reserve_verify_attempt(user.id, window, s.verify_attempts_limit, ttl=end):
+    look_up = secrets.token_hex(8)  # this look-up's id: a retried reservation recognises itself by it
+    if not ctx.store.reserve_verify_attempt(
+        user.id, window, s.verify_attempts_limit, ttl=end, request_id=look_up
+    ):
         raise errors.RateLimited("Too many wrong codes; try again later.", retry_after=end - ctx.now)
     code = tokens.normalize_user_code(user_code)
     grant_id = ctx.store.grant_id_for_user_code(code, ctx.now) if code else None
     grant = ctx.store.get_grant(grant_id) if grant_id else None
     if grant is None or grant.expires_at <= ctx.now:
         raise errors.NotFound("No pending device request has that code; check it and try again.")
-    ctx.store.release_verify_attempt(user.id, window)
+    ctx.store.release_verify_attempt(user.id, window, look_up)
     return grant
 
 

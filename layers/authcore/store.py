@@ -650,16 +650,23 @@ class Store:
 
     # ------------------------------------------------------------ limits
 
-    def reserve_verify_attempt(self, user_id: str, window: int, limit: int, ttl: int) -> bool:
-        """Take one of a user's code look-ups in a window: one conditional increment decides, so
-        concurrent guesses cannot all pass a check made before any of them counted. False: none left."""
+    def reserve_verify_attempt(
+        self, user_id: str, window: int, limit: int, ttl: int, request_id: str
+    ) -> bool:
+        """Take one of a user's code look-ups in a window: one conditional write decides, so concurrent
+        guesses cannot all pass a check made before any of them counted. The window holds the ids of the
+        look-ups it counted (a set, at most ``limit``): botocore retrying a write whose answer was lost
+        finds its own id there and counts nothing twice. False: none left."""
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=_to_ddb({"pk": f"RATE#verify#{user_id}", "sk": f"WINDOW#{window}"}),
-                UpdateExpression="ADD attempts :one SET #ttl = :ttl",
-                ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
-                ExpressionAttributeValues=_values(one=1, ttl=ttl, limit=limit),
+                UpdateExpression="ADD attempt_ids :rid SET #ttl = :ttl",
+                ConditionExpression=(
+                    "attribute_not_exists(attempt_ids) OR size(attempt_ids) < :limit"
+                    " OR contains(attempt_ids, :one)"
+                ),
+                ExpressionAttributeValues=_values(rid={request_id}, one=request_id, ttl=ttl, limit=limit),
                 ExpressionAttributeNames={"#ttl": "ttl"},
             )
         except ClientError as exc:
@@ -668,15 +675,16 @@ class Store:
             raise
         return True
 
-    def release_verify_attempt(self, user_id: str, window: int) -> None:
-        """Give back a look-up that found a live request: only wrong codes count against the limit."""
+    def release_verify_attempt(self, user_id: str, window: int, request_id: str) -> None:
+        """Give back a look-up that found a live request: only wrong codes count against the limit. Taking
+        an id out of the set is the same however often it is done."""
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=_to_ddb({"pk": f"RATE#verify#{user_id}", "sk": f"WINDOW#{window}"}),
-                UpdateExpression="ADD attempts :minus",
-                ConditionExpression="attempts > :zero",
-                ExpressionAttributeValues=_values(minus=-1, zero=0),
+                UpdateExpression="DELETE attempt_ids :rid",
+                ConditionExpression="attribute_exists(pk)",  # never makes a window of its own
+                ExpressionAttributeValues=_values(rid={request_id}),
             )
         except ClientError as exc:
             if not _condition_failed(exc):
@@ -684,4 +692,4 @@ class Store:
 
     def verify_attempts(self, user_id: str, window: int) -> int:
         item = self._get(f"RATE#verify#{user_id}", f"WINDOW#{window}")
-        return int(_from_ddb(item)["attempts"]) if item else 0
+        return len(_from_ddb(item).get("attempt_ids") or ()) if item else 0

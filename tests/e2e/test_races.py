@@ -160,7 +160,7 @@ class Stack:
             ExpressionAttributeValues={":pk": {"S": f"RATE#verify#{sub}"}},
             ConsistentRead=True,
         )["Items"]
-        return sum(int(item["attempts"]["N"]) for item in items)
+        return sum(len(item.get("attempt_ids", {}).get("SS", [])) for item in items)
 
 
 def race[T](calls: Sequence[Callable[[], T]]) -> list[T]:

@@ -82,7 +82,7 @@ def check_then_increment_verify(barrier: Barrier) -> None:
     """The wrong-code limit as a check-then-act: read the counter, let every racer of the round read it
     too (barrier), then increment without a condition if the count read was under the limit."""
 
-    def reserve(self: Store, user_id: str, window: int, limit: int, ttl: int) -> bool:
+    def reserve(self: Store, user_id: str, window: int, limit: int, ttl: int, request_id: str) -> bool:
         attempts = self.verify_attempts(user_id, window)
         barrier.wait()  # every racer of the round has read the counter; none has counted
         if attempts >= limit:
@@ -90,8 +90,8 @@ def check_then_increment_verify(barrier: Barrier) -> None:
         self.client.update_item(
             TableName=self.table,
             Key=store_module._to_ddb({"pk": f"RATE#verify#{user_id}", "sk": f"WINDOW#{window}"}),
-            UpdateExpression="ADD attempts :one SET #ttl = :ttl",
-            ExpressionAttributeValues=_values(one=1, ttl=ttl),
+            UpdateExpression="ADD attempt_ids :rid SET #ttl = :ttl",
+            ExpressionAttributeValues=_values(rid={request_id}, ttl=ttl),
             ExpressionAttributeNames={"#ttl": "ttl"},
         )
         return True
