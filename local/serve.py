@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from local.stack import DEFAULT_INFO_FILE, RUNTIMES, LocalStack, PortUnavailable, StackInfo
+from local.stack import DEFAULT_INFO_FILE, RUNTIMES, LocalStack, PortUnavailable, StackInfo, UnknownParameter
 
 EXIT_USAGE = 2
 
@@ -104,6 +104,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--info-file", type=Path, default=DEFAULT_INFO_FILE, help="where to write the summary"
     )
     parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        type=_override,
+        metavar="KEY=VALUE",
+        help="template parameters, as `sam deploy --parameter-overrides` takes them "
+        "(e.g. DeviceAuthorizationsPerIp=0 for a load test from one address)",
+    )
+    parser.add_argument(
         "--clock-file",
         type=Path,
         default=None,
@@ -112,6 +121,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(re-read when it changes); off unless given",
     )
     return parser.parse_args(argv)
+
+
+def _override(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return key, value
 
 
 def summary(info: StackInfo, info_file: Path, seconds: float) -> str:
@@ -124,8 +140,11 @@ def summary(info: StackInfo, info_file: Path, seconds: float) -> str:
             f"  embedded AWS         {info.aws_endpoint_url}  (region {info.region})",
             f"  functions            {_runtime_line(info)}",
             f"  Cognito user pool    {info.user_pool_id}  app client {info.user_pool_client_id}",
+            f"  verification page    {info.api_url}/device  (Your devices: {info.api_url}/device/sessions)",
+            f"  sign-in              {info.sign_in_url}  (the user pool's managed login, locally)",
             f"  demo user            {info.demo.username} / {info.demo.password}"
             f"  (organization {info.demo.organization_id})",
+            "                       sign in with these on the sign-in page the verification page opens",
             f"  public client        {public.client_id}",
             f"  confidential client  {confidential.client_id}  (its secret is in the file below)",
             f"  written to           {info_file}",
@@ -162,11 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         info_file=args.info_file,
         clock_file=args.clock_file,
         runtime=args.runtime,
+        parameters=dict(args.parameter_overrides),
     )
     try:
         try:
             info = stack.start()
-        except PortUnavailable as exc:
+        except (PortUnavailable, UnknownParameter) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         signals.started()

@@ -39,7 +39,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -200,6 +200,8 @@ class StackInfo:
     # this stack runs it (its environment resolved to the stack's resources; no host variables)
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     runtime: str = "process"
+    # the user pool's managed login, locally (local.oidc): where the page signs people in
+    sign_in_url: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,6 +230,10 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+class UnknownParameter(ValueError):
+    """A parameter override names no parameter of the template."""
+
+
 class LocalStack:
     """The local stack. `start()` (or `with`) returns its `StackInfo`; `stop()` stops every process it
     started. Not restartable: make a new one."""
@@ -245,6 +251,7 @@ class LocalStack:
         setup: str | None = None,
         clock_file: str | Path | None = None,
         runtime: str = "process",
+        parameters: Mapping[str, str] | None = None,
     ) -> None:
         """`setup` ("module:function") runs once in each execution environment before any invocation:
         for tests that install a deliberately broken variant to show a test can fail.
@@ -255,12 +262,17 @@ class LocalStack:
 
         `runtime`: "process" (worker processes that import every function, `concurrency` in all) or
         "lambda" (the real Lambda runtime, `concurrency` emulators per function: local.invoke). The
-        Lambda runtime takes neither `setup` nor `clock_file`: nothing can be injected into it."""
+        Lambda runtime takes neither `setup` nor `clock_file`: nothing can be injected into it.
+
+        `parameters`: template parameter overrides, as `sam deploy --parameter-overrides` takes them
+        (e.g. {"DeviceAuthorizationsPerIp": "0"} for a test that starts hundreds of device flows from
+        one address)."""
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if runtime == "lambda" and (setup is not None or clock_file is not None):
             raise ValueError("the Lambda runtime takes neither setup nor clock_file")
         self.runtime = runtime
+        self.parameter_overrides = dict(parameters or {})
         self.setup = setup
         self.clock_file = Path(clock_file) if clock_file is not None else None
         self.host = host
@@ -274,6 +286,7 @@ class LocalStack:
         self.timings: dict[str, float] = {}
         self._front: HttpFront | None = None
         self._moto: Any = None
+        self._login: Any = None  # local.oidc.LocalManagedLogin
         self._environments: Any = None
         self._serving: threading.Thread | None = None
         self._stopped = False
@@ -321,6 +334,9 @@ class LocalStack:
         if self._environments is not None:
             with contextlib.suppress(Exception):
                 self._environments.close()
+        if self._login is not None:
+            with contextlib.suppress(Exception):
+                self._login.stop()
         if self._moto is not None:
             self._moto.stop()
         if self.info_file is not None and self.info is not None:
@@ -413,8 +429,12 @@ class LocalStack:
             "VerificationUri": f"{api_url}/device",
             "AllowedOrigins": ",".join(dict.fromkeys(o.rstrip("/") for o in origins)),
             "DeletionProtection": "false",
+            **self.parameter_overrides,
         }
         declared = template.get("Parameters") or {}
+        unknown = sorted(set(self.parameter_overrides) - set(declared))
+        if unknown:
+            raise UnknownParameter(f"the template has no parameter {', '.join(unknown)}")
         resolver = Resolver(
             template,
             parameters={k: v for k, v in parameters.items() if k in declared},
@@ -428,6 +448,21 @@ class LocalStack:
         pool_id, pool_client_id = self._user_pool(idp, template, resolver)
         issuer = f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}"
         resolver.attributes[("UserPool", "ProviderURL")] = issuer
+        # Its managed login, where the page signs people in (local.oidc: same issuer, same people).
+        from local.oidc import LocalManagedLogin
+
+        self._login = LocalManagedLogin(
+            issuer=issuer,
+            client_id=pool_client_id,
+            redirect_uris=[f"{origin}/device" for origin in (api_url, *self._loopback_aliases(api_url))],
+            cognito=idp,
+            pool_id=pool_id,
+            upstream_jwks_url=f"{endpoint}/{pool_id}/.well-known/jwks.json",
+        )
+        self._login.start()
+        for logical_id, resource in template["Resources"].items():
+            if isinstance(resource, dict) and resource.get("Type") == "AWS::Cognito::UserPoolDomain":
+                resolver.refs[logical_id] = f"{STACK_NAME}-login"  # stands for the managed login's prefix
 
         # Every name the functions' environment refers to, then the functions start (they take the
         # longest) while the table is created and seeded.
@@ -443,7 +478,10 @@ class LocalStack:
         per_function = function_environments(template, resolver, endpoint)
         for variables in per_function.values():
             if variables.get("AUTH_ISSUER") == issuer:  # on AWS the issuer's discovery document says where
-                variables["AUTH_JWKS_URI"] = f"{endpoint}/{pool_id}/.well-known/jwks.json"
+                # the pool's keys (moto's tokens) and the managed login's (the page's tokens)
+                variables["AUTH_JWKS_URI"] = self._login.jwks_uri
+            if variables.get("USER_POOL_ID") == pool_id and not variables.get("SIGN_IN_ISSUER"):
+                variables.update(self._login.page_environment())  # the page signs in there
         environment = self._function_environment(per_function)
         keys_secret_id, jwks_secret_id = (self._secret_id(environment, n) for n in ("KEYS", "JWKS"))
         targets = self._targets(template, resolver)
@@ -510,6 +548,7 @@ class LocalStack:
             aws_endpoint_pid=int(self._moto.process.pid),
             functions=functions,
             runtime=self.runtime,
+            sign_in_url=self._login.url,
         )
 
     def _mark(self, step: str, started: float) -> None:

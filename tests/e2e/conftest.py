@@ -56,6 +56,11 @@ import pytest
 
 from local.stack import LocalStack, StackInfo
 
+# Every request of these tests comes from 127.0.0.1, hundreds of device flows in all: the per-address
+# limit of device authorization (DeviceAuthorizationsPerIp) raised far out of the way, never off, so that
+# its counter still runs in the transaction (its own tests: tests/integration/test_sessions.py).
+MANY_FLOWS = {"DeviceAuthorizationsPerIp": "1000000"}
+
 
 class AccessLog(io.StringIO):
     """The stack's access lines: kept for assertions, and echoed to stderr (pytest shows them on failure)."""
@@ -77,7 +82,7 @@ class AccessLog(io.StringIO):
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
-    stack = LocalStack(port=0, concurrency=4, access_log=AccessLog())
+    stack = LocalStack(port=0, concurrency=4, access_log=AccessLog(), parameters=MANY_FLOWS)
     stack.start()
     try:
         yield stack
@@ -106,7 +111,9 @@ class ClockedStack:
 @pytest.fixture(scope="session")
 def clocked_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockedStack]:
     clock_file = tmp_path_factory.mktemp("clock") / "offset"
-    stack = LocalStack(port=0, concurrency=2, access_log=AccessLog(), clock_file=clock_file)
+    stack = LocalStack(
+        port=0, concurrency=2, access_log=AccessLog(), clock_file=clock_file, parameters=MANY_FLOWS
+    )
     info = stack.start()
     try:
         yield ClockedStack(stack, info)
