@@ -408,10 +408,15 @@ def _hdr(name: str) -> dict[str, str]:
 def _headers(route: Route, status: int) -> dict[str, Any]:
     """The headers the service sends on this answer (http.json_response, http.render_problem)."""
     out: dict[str, Any] = {}
-    if route.dialect == "none" and status == 200:
-        # CONTRACT.md says the public documents are cacheable (public, max-age, with an ETag); the service
-        # sends no-store on them. The document promises a Cache-Control, and not which.
-        out["Cache-Control"] = _header("Caching of the public document.", {"type": "string"})
+    if route.dialect == "none" and status in (200, 304):
+        # the public documents are cacheable, with an ETag (functions/discovery/app.py)
+        out["Cache-Control"] = _header(
+            "Cacheable: the JWKS for 300 s, the metadata for 3600 s.",
+            {"type": "string", "pattern": "^public, max-age=[0-9]+$"},
+        )
+        out["ETag"] = _header(
+            "The document's version: send it back in If-None-Match (304).", {"type": "string"}
+        )
     else:
         out["Cache-Control"] = _hdr("CacheControl")
     if route.issues_tokens or (route.dialect == "html" and status == 200):
@@ -592,6 +597,8 @@ def build(version: str = "0.1.0") -> dict[str, Any]:
         if route.links:
             ok["links"] = route.links
         responses["200"] = ok
+        if route.dialect == "none":  # If-None-Match naming the current ETag: not modified, no body
+            responses["304"] = {"description": "Not modified", "headers": _headers(route, 304)}
         err = ERROR_MODEL[route.dialect]
         for status in route.errors:
             responses[str(status)] = {
@@ -608,8 +615,8 @@ def build(version: str = "0.1.0") -> dict[str, Any]:
             "version": version,
             "description": "OAuth 2.0 device authorization grant, refresh rotation and JWT access tokens. "
             "Errors under /oauth/ use RFC 6749 §5.2; under /auth/ and /oauth/device/verify the canonical "
-            "envelope. Every JSON answer carries Cache-Control: no-store (but the public documents, see "
-            "their answers); token answers also Pragma: no-cache.",
+            "envelope. Every JSON answer carries Cache-Control: no-store but the public documents (the "
+            "metadata and the JWKS: public, max-age, with an ETag); token answers also Pragma: no-cache.",
         },
         "paths": paths,
         "components": {

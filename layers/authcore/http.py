@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import traceback
 import urllib.parse
@@ -69,6 +70,20 @@ def json_response(
         headers={**BASE_HEADERS, **(headers or {})},
         cookies=cookies,
     )
+
+
+def public_document(app: APIGatewayHttpResolver, body: dict[str, Any], max_age: int) -> Response[str]:
+    """A public document (the metadata, the JWKS): cacheable by anyone for ``max_age`` seconds, with an
+    ETag, so that resource servers' caches and CDNs answer most fetches without reaching a function; a
+    request that names the current ETag (If-None-Match) gets 304 and no body. Everything else this
+    service answers is no-store."""
+    text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    etag = '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
+    asked = header(app, "if-none-match") or ""
+    if etag in {tag.strip().removeprefix("W/") for tag in asked.split(",")} or asked.strip() == "*":
+        return Response(status_code=304, content_type=JSON, body="", headers=headers)
+    return Response(status_code=200, content_type=JSON, body=text, headers=headers)
 
 
 def refresh_cookie(value: str, max_age: int) -> Cookie:

@@ -55,6 +55,7 @@ class Case:
     check: Check | None = None  # what a success (or an error's side effects) must look like
     setup: str | None = None  # the live state its placeholders need: see `prepare`
     html: bool = False  # the verification page answers HTML, not JSON
+    public: int | None = None  # a public document: cacheable for this many seconds, with an ETag
 
 
 # ---------------------------------------------------------------- success checks
@@ -340,8 +341,8 @@ EXPECTED: dict[str, Case] = {
     "introspect.public_client.json": Case(400, "unauthorized_client"),
     "introspect.jwt_typ_not_string.json": Case(200, check=_inactive),
     # discovery
-    "well_known.metadata.json": Case(200, check=_metadata),
-    "well_known.jwks.json": Case(200, check=_jwks),
+    "well_known.metadata.json": Case(200, check=_metadata, public=3600),
+    "well_known.jwks.json": Case(200, check=_jwks, public=300),
     # the verification page (HTML): a prefilled code is shown, escaped, never decided
     "device_page.prefilled.json": Case(200, html=True, check=_device_page),
     # the signed-in person's sessions
@@ -440,6 +441,12 @@ def test_event(name: str, api: Api, account: aws.Seed) -> None:
         assert result.headers["content-type"].startswith("text/html")
         assert result.headers["cache-control"] == "no-store"
         body = result.text
+    elif case.public is not None:  # the one exception to no-store (issue #10 item 6)
+        assert result.headers["content-type"] == "application/json"
+        assert result.headers["cache-control"] == f"public, max-age={case.public}"
+        assert result.headers["etag"].startswith('"')
+        assert result.status == case.status, result.text
+        body = result.json()
     else:
         body = assert_common(result)
         assert result.status == case.status, result.text

@@ -103,8 +103,11 @@ def test_every_json_answer_declares_cache_control_no_store() -> None:
         for status, answer in op["responses"].items():
             header = resolve(answer["headers"]["Cache-Control"])
             assert header["required"], (method, path, status)
-            if not path.startswith("/.well-known/") or status != "200":
+            if not path.startswith("/.well-known/") or status not in ("200", "304"):
                 assert header["schema"]["const"] == http.BASE_HEADERS["Cache-Control"], (method, path, status)
+            else:  # the public documents: cacheable, with an ETag (test_public_documents.py)
+                assert header["schema"]["pattern"].startswith("^public, max-age="), (method, path, status)
+                assert "ETag" in answer["headers"], (method, path, status)
 
 
 def test_token_answers_declare_pragma_no_cache() -> None:
