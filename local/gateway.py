@@ -8,13 +8,17 @@ emulates the JWT authorizer and CORS where the template configures them, invokes
 its answer back into HTTP (each cookie its own Set-Cookie). Unmatched routes get API Gateway's 404
 `{"message":"Not Found"}`; a function that fails gets its 500 `{"message":"Internal Server Error"}`.
 
-`HttpFront` is the threaded HTTP server around it. It logs one access line per request, without the
-query string, the body, cookies or the Authorization header: they carry codes and tokens.
+`HttpFront` is the threaded HTTP server around it. It logs one access line per request: a JSON object
+with the fields of the HTTP API's access log (`ACCESS_LOG_FIELDS`, the same names as the template's
+`AccessLogSettings`, docs/operations.md), every value a string and `-` where API Gateway writes `-`, plus
+`function` (the function's logical id, which only the local stack knows). Never the query string, the
+body, cookies or the Authorization header: they carry codes and tokens.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -37,6 +41,29 @@ from local.lambda_host import http_event
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 JWKS_REFRESH_SECONDS = 30.0
 
+# The access line's fields: the keys of the HTTP API's access log format (template.yaml, HttpApi
+# AccessLogSettings), each from the same `$context` variable. tests/integration/test_operations.py
+# checks that the two lists are the same.
+ACCESS_LOG_FIELDS = (
+    "requestId",  # $context.requestId
+    "requestTime",  # $context.requestTime (CLF: 30/Nov/2026:09:00:00 +0000)
+    "requestTimeEpoch",  # $context.requestTimeEpoch (milliseconds)
+    "httpMethod",  # $context.httpMethod
+    "path",  # $context.path (never the query string)
+    "routeKey",  # $context.routeKey
+    "status",  # $context.status
+    "protocol",  # $context.protocol
+    "responseLength",  # $context.responseLength
+    "responseLatency",  # $context.responseLatency (milliseconds)
+    "integrationLatency",  # $context.integrationLatency (milliseconds; - when no function was called)
+    "integrationError",  # $context.integrationErrorMessage
+    "error",  # $context.error.message (API Gateway's own answers: Not Found, Unauthorized, ...)
+    "sourceIp",  # $context.identity.sourceIp
+    "userAgent",  # $context.identity.userAgent
+    "domainName",  # $context.domainName
+)
+LOCAL_ACCESS_LOG_FIELDS = ("function",)  # the local stack's addition: the function's logical id
+
 
 @dataclass(frozen=True)
 class Response:
@@ -44,12 +71,17 @@ class Response:
     headers: list[tuple[str, str]]
     body: bytes
     function: str | None = None
+    # What the access line says besides the answer itself (API Gateway's $context variables).
+    route_key: str | None = None
+    integration_ms: float | None = None  # the function's invocation, when one was called
+    integration_error: str | None = None  # why the invocation failed
+    gateway_error: str | None = None  # the message of API Gateway's own answer
 
     @classmethod
     def message(cls, status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
         """API Gateway's own answers: a JSON object with a message."""
         body = json.dumps({"message": text}, separators=(",", ":")).encode()
-        return cls(status, [("content-type", "application/json"), *headers], body)
+        return cls(status, [("content-type", "application/json"), *headers], body, gateway_error=text)
 
 
 # ---------------------------------------------------------------- routes
@@ -265,7 +297,7 @@ class Cors:
             headers += self._origin_headers(origin)
             if self.expose_headers:
                 headers.append(("access-control-expose-headers", ",".join(self.expose_headers)))
-        return Response(response.status, headers, response.body, response.function)
+        return dataclasses.replace(response, headers=headers)
 
 
 # ---------------------------------------------------------------- the gateway
@@ -305,7 +337,7 @@ class Gateway:
             response = self.cors.decorate(response, request.header("origin"))
         headers = [(k, v) for k, v in response.headers if k != "apigw-requestid"]
         headers.append(("apigw-requestid", request_id))
-        return Response(response.status, headers, response.body, response.function)
+        return dataclasses.replace(response, headers=headers)
 
     def _handle(self, request: Request, request_id: str) -> Response:
         split = urlsplit(request.target)
@@ -327,13 +359,16 @@ class Gateway:
         if target.uses_jwt_authorizer:
             verified = self.authorizer.claims(request.header("authorization")) if self.authorizer else None
             if verified is None:
-                return Response.message(401, "Unauthorized", [("www-authenticate", "Bearer")])
+                denied = Response.message(401, "Unauthorized", [("www-authenticate", "Bearer")])
+                return dataclasses.replace(denied, route_key=target.route_key)
             claims = claims_as_strings(verified)
         event = self.event(request, target, path, split.query, path_parameters, claims)
         event["requestContext"]["requestId"] = request_id
+        started = time.monotonic()
         try:
             result = self.invoke(target, event)
         except Exception as exc:  # the function failed: API Gateway answers 500 and says nothing more
+            elapsed = (time.monotonic() - started) * 1000
             print(f"local stack: {target.function} failed: {exc}", file=self.errors, flush=True)
             timed_out = type(exc).__name__ == "InvocationTimeout"  # API Gateway: 503 on a function timeout
             failed = (
@@ -341,8 +376,17 @@ class Gateway:
                 if timed_out
                 else Response.message(500, "Internal Server Error")
             )
-            return Response(failed.status, failed.headers, failed.body, target.function)
-        return _http_response(result, target.function)
+            # The access line names the failure's type only: an exception's text can quote anything.
+            return dataclasses.replace(
+                failed,
+                function=target.function,
+                route_key=target.route_key,
+                integration_ms=elapsed,
+                integration_error=f"{target.function} failed: {type(exc).__name__}",
+            )
+        elapsed = (time.monotonic() - started) * 1000
+        answered = _http_response(result, target.function)
+        return dataclasses.replace(answered, route_key=target.route_key, integration_ms=elapsed)
 
     def event(
         self,
@@ -428,6 +472,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self._started = time.monotonic()
+        self._started_at = time.time()
         super().handle_one_request()
 
     def _read_body(self) -> bytes | None:
@@ -493,14 +538,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _access_line(self, response: Response) -> None:
         # The path only: the query string, body, cookies and Authorization header can hold secrets.
-        path = urlsplit(self.path).path
-        elapsed = (time.monotonic() - self._started) * 1000
-        stamp = time.strftime("%H:%M:%S")
-        request_id = next((v for k, v in response.headers if k == "apigw-requestid"), "-")
-        line = f'{stamp} {self.client_address[0]} "{self.command} {path}" {response.status} {elapsed:.0f}ms {request_id}'
-        if response.function:
-            line += f" {response.function}"
-        self.server.access_log(line)
+        gateway = self.server.gateway
+        fields = _access_fields(
+            self._started_at,
+            source_ip=self.client_address[0],
+            status=response.status,
+            method=self.command,
+            path=urlsplit(self.path).path or "/",
+            protocol=self.request_version,
+            user_agent=self.headers.get("user-agent"),
+            domain=self.headers.get("host") or (gateway.default_domain if gateway else None),
+        )
+        fields["requestId"] = next((v for k, v in response.headers if k == "apigw-requestid"), "-")
+        fields["routeKey"] = response.route_key or "-"
+        fields["responseLength"] = str(len(response.body))
+        fields["responseLatency"] = str(round((time.monotonic() - self._started) * 1000))
+        if response.integration_ms is not None:
+            fields["integrationLatency"] = str(round(response.integration_ms))
+        fields["integrationError"] = response.integration_error or "-"
+        fields["error"] = response.gateway_error or "-"
+        fields["function"] = response.function or "-"
+        self.server.access_log(json.dumps(fields, separators=(",", ":")))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
@@ -515,9 +573,40 @@ class _RequestHandler(BaseHTTPRequestHandler):
         pass  # replaced by _access_line
 
     def log_error(self, format: str, *args: Any) -> None:
-        # The default quotes the request line, query string included: say only what went wrong.
+        # The default quotes the request line, query string included: say only what went wrong (the
+        # access line of a request that never reached the gateway, without its path).
         code = args[0] if args and isinstance(args[0], int) else "-"
-        self.server.access_log(f"{time.strftime('%H:%M:%S')} {self.client_address[0]} bad request ({code})")
+        started = getattr(self, "_started_at", time.time())
+        fields = _access_fields(started, source_ip=self.client_address[0], status=code)
+        fields["error"] = "Bad Request"
+        fields["function"] = "-"
+        self.server.access_log(json.dumps(fields, separators=(",", ":")))
+
+
+def _access_fields(
+    started_at: float,
+    *,
+    source_ip: str,
+    status: int | str,
+    method: str | None = None,
+    path: str | None = None,
+    protocol: str | None = None,
+    user_agent: str | None = None,
+    domain: str | None = None,
+) -> dict[str, str]:
+    """An access line's fields in `ACCESS_LOG_FIELDS` order, `-` for what is not known (as API Gateway
+    writes them): the caller fills in what it knows of the answer."""
+    fields = dict.fromkeys(ACCESS_LOG_FIELDS, "-")
+    fields["requestTime"] = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(started_at))
+    fields["requestTimeEpoch"] = str(int(started_at * 1000))
+    fields["httpMethod"] = method or "-"
+    fields["path"] = path or "-"
+    fields["status"] = str(status)
+    fields["protocol"] = protocol or "-"
+    fields["sourceIp"] = source_ip
+    fields["userAgent"] = user_agent or "-"
+    fields["domainName"] = domain or "-"
+    return fields
 
 
 class HttpFront(ThreadingHTTPServer):

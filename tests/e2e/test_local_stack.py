@@ -166,9 +166,9 @@ def test_an_unknown_route_or_method_reaches_the_default_route(
         assert body["error"] == "invalid_request"
     else:
         assert body["type"] == "not_found" and body["request_id"] == response.headers["apigw-requestid"]
-    last = access_log.lines()[-1]
-    assert f'"{method} {path}" 404' in last
-    assert last.endswith("DiscoveryFunction")
+    last = json.loads(access_log.lines()[-1])
+    assert (last["httpMethod"], last["path"], last["status"]) == (method, path, "404")
+    assert (last["routeKey"], last["function"]) == ("$default", "DiscoveryFunction")
 
 
 def test_every_template_route_is_served(stack: StackInfo, access_log: AccessLog) -> None:
@@ -185,7 +185,8 @@ def test_every_template_route_is_served(stack: StackInfo, access_log: AccessLog)
                 assert response.status_code == 401
                 continue
             assert response.content != b'{"message":"Not Found"}', route
-            assert access_log.lines()[-1].endswith(spec.logical_id), (route, access_log.lines()[-1])
+            last = json.loads(access_log.lines()[-1])
+            assert last["function"] == spec.logical_id, (route, last)
 
 
 def test_a_route_added_to_the_template_is_routed_without_other_code() -> None:
@@ -513,9 +514,9 @@ def test_the_verify_routes_answer_the_envelopes_401_for_a_bad_id_token(
     body = response.json()  # the canonical envelope, not API Gateway's {"message": "Unauthorized"}
     assert body["status"] == 401 and body["type"] == "unauthorized" and body["details"] == []
     assert body["request_id"] and response.headers["cache-control"] == "no-store"
-    last = access_log.lines()[-1]
-    assert f'"{method} /oauth/device/verify" 401' in last
-    assert last.endswith("DeviceVerificationFunction")  # the function checked it
+    last = json.loads(access_log.lines()[-1])
+    assert (last["httpMethod"], last["path"], last["status"]) == (method, "/oauth/device/verify", "401")
+    assert last["function"] == "DeviceVerificationFunction"  # the function checked it
 
 
 def test_a_forged_token_with_good_claims_reaches_the_function(
@@ -531,7 +532,7 @@ def test_a_forged_token_with_good_claims_reaches_the_function(
     # The function's own answer: the forged person belongs to no organization, so may decide nothing.
     assert response.status_code == 403, response.text
     assert response.json()["type"] == "access_denied"
-    assert access_log.lines()[-1].endswith("DeviceVerificationFunction")
+    assert json.loads(access_log.lines()[-1])["function"] == "DeviceVerificationFunction"
 
 
 # ---------------------------------------------------------------- CORS and the access log
@@ -581,7 +582,7 @@ def test_the_access_log_holds_no_query_string_cookie_or_token(
     )
     lines = access_log.lines()[before:]
     assert len(lines) == 2
-    assert '"GET /oauth/token"' in lines[0]
+    assert json.loads(lines[0])["routeKey"] == "GET /oauth/token"
     for line in lines:
         assert secret not in line
         assert id_token not in line

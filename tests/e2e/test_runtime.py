@@ -39,7 +39,7 @@ from local.lambda_host import HttpResult
 from local.moto_server import MotoServer
 from local.stack import ACCOUNT_ID, LocalStack, StackInfo, function_environments, function_limits
 from tests import conftest
-from tests.conftest import ROUTES, Api
+from tests.conftest import Api
 from tests.e2e.conftest import AccessLog, cognito_id_token
 from tests.integration import test_events as events_suite
 from tests.support import aws, jwt_check
@@ -81,8 +81,7 @@ class RuntimeApi(Api):
         self.runtime = runtime
 
     def send(self, event: dict[str, Any]) -> HttpResult:
-        method = event["requestContext"]["http"]["method"]
-        directory = ROUTES.get((method, event["rawPath"]), ROUTES[("ANY", routes.DEFAULT)])
+        directory = routes.BY_KEY.get(event["routeKey"], routes.BY_KEY[routes.DEFAULT]).function
         name = self.runtime.by_directory[directory]
         emulator = self.runtime.emulators[name]
         return lambda_host.invoke(lambda e, _context: emulator.invoke(e), event, name)
@@ -160,7 +159,9 @@ def test_event_on_the_lambda_runtime(name: str, runtime: Runtime) -> None:
     """The same assertions as the integration suite's, for the same file, on the real runtime."""
     api = RuntimeApi(runtime)
     event = json.loads((invoke.EVENTS / name).read_text())
-    function = runtime.by_directory[ROUTES.get(invoke.route_of(event), ROUTES[("ANY", routes.DEFAULT)])]
+    function = runtime.by_directory[
+        routes.BY_KEY.get(event["routeKey"], routes.BY_KEY[routes.DEFAULT]).function
+    ]
     try:
         events_suite.test_event(name, api, runtime.seed)
     except AssertionError as failure:
@@ -317,7 +318,11 @@ def test_a_device_flow_over_http_on_the_lambda_runtime(
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["refresh_token"] != tokens.json()["refresh_token"]
     lines = stack.access_log.lines() if isinstance(stack.access_log, AccessLog) else []
-    assert any('"POST /oauth/token" 200' in line and line.endswith("TokenFunction") for line in lines), lines
+    served = [json.loads(line) for line in lines]
+    assert any(
+        (e["routeKey"], e["status"], e["function"]) == ("POST /oauth/token", "200", "TokenFunction")
+        for e in served
+    ), lines
 
 
 def test_make_invoke_against_a_running_stack(lambda_stack: tuple[LocalStack, StackInfo, Path]) -> None:

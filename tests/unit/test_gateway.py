@@ -6,13 +6,27 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import json
+import re
+import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
-from local.gateway import Cors, Gateway, HttpFront, Response, Router, Target, claims_as_strings
+from local.gateway import (
+    ACCESS_LOG_FIELDS,
+    LOCAL_ACCESS_LOG_FIELDS,
+    Cors,
+    Gateway,
+    HttpFront,
+    Response,
+    Router,
+    Target,
+    claims_as_strings,
+)
 
 ECHO = Target("POST", "/echo/{name}", "EchoFunction", "functions/echo/", "app.lambda_handler", False)
 GET = Target("GET", "/things", "ThingsFunction", "functions/things/", "app.lambda_handler", False)
@@ -176,19 +190,75 @@ def test_cors_preflight_and_decoration(served: tuple[int, Recorder, io.StringIO]
     assert other.getheader("access-control-allow-origin") is None  # the function's "*" is replaced
 
 
+def access_lines(log: io.StringIO) -> list[dict[str, str]]:
+    """The access lines so far: one JSON object per line, every value a string."""
+    entries = [json.loads(line) for line in log.getvalue().splitlines()]
+    for entry in entries:
+        assert list(entry) == [*ACCESS_LOG_FIELDS, *LOCAL_ACCESS_LOG_FIELDS]
+        assert all(isinstance(value, str) for value in entry.values()), entry
+    return entries
+
+
 def test_the_access_log_names_the_path_only(served: tuple[int, Recorder, io.StringIO]) -> None:
     port, _, log = served
-    request(
+    response = request(
         port,
         "POST",
         "/echo/x?code=SECRET1",
         body=b"SECRET2",
-        headers=[("Cookie", "refresh_token=SECRET3"), ("Authorization", "Bearer SECRET4")],
+        headers=[
+            ("Cookie", "refresh_token=SECRET3"),
+            ("Authorization", "Bearer SECRET4"),
+            ("User-Agent", "demo-cli/1.0"),
+        ],
     )
-    (line,) = log.getvalue().splitlines()
-    assert '"POST /echo/x" 200' in line
-    assert line.endswith("EchoFunction")
-    assert "SECRET" not in line
+    assert "SECRET" not in log.getvalue()
+    (entry,) = access_lines(log)
+    assert entry["requestId"] == response.getheader("apigw-requestid")
+    assert (entry["httpMethod"], entry["path"], entry["routeKey"]) == ("POST", "/echo/x", "POST /echo/{name}")
+    assert (entry["status"], entry["responseLength"], entry["protocol"]) == ("200", "2", "HTTP/1.1")
+    assert (entry["sourceIp"], entry["userAgent"]) == ("127.0.0.1", "demo-cli/1.0")
+    assert entry["domainName"] == f"127.0.0.1:{port}"
+    assert int(entry["responseLatency"]) >= int(entry["integrationLatency"]) >= 0
+    assert (entry["integrationError"], entry["error"], entry["function"]) == ("-", "-", "EchoFunction")
+    assert re.fullmatch(r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000", entry["requestTime"])
+    assert abs(int(entry["requestTimeEpoch"]) / 1000 - time.time()) < 3600  # milliseconds, not seconds
+
+
+def test_the_access_log_tells_the_gateways_own_answers_and_failures(
+    served: tuple[int, Recorder, io.StringIO],
+) -> None:
+    port, _, log = served
+    request(port, "GET", "/nope?user_code=SECRET1")
+    request(port, "GET", "/secure", headers=[("Authorization", "Bearer SECRET2")])
+    request(port, "GET", "/boom")
+    missing, unauthorized, failed = access_lines(log)
+    assert (missing["status"], missing["routeKey"], missing["error"]) == ("404", "-", "Not Found")
+    assert (missing["integrationLatency"], missing["function"]) == ("-", "-")  # no function was called
+    assert (unauthorized["status"], unauthorized["routeKey"]) == ("401", "GET /secure")
+    assert (unauthorized["error"], unauthorized["integrationLatency"]) == ("Unauthorized", "-")
+    assert (failed["status"], failed["error"], failed["function"]) == (
+        "500",
+        "Internal Server Error",
+        "BoomFunction",
+    )
+    # The failure's type, never its text (an exception's message can quote anything).
+    assert failed["integrationError"] == "BoomFunction failed: RuntimeError"
+    assert failed["integrationLatency"] != "-"
+    assert "SECRET" not in log.getvalue() and "the function failed" not in log.getvalue()
+
+
+def test_a_request_the_server_cannot_read_is_one_access_line_without_its_target(
+    served: tuple[int, Recorder, io.StringIO],
+) -> None:
+    port, recorder, log = served
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"GET /echo/x?code=SECRET1 HTTP/9.9\r\nHost: x\r\n\r\n")
+        assert b"505" in connection.recv(4096)  # the standard library's own page
+    (entry,) = access_lines(log)
+    assert (entry["status"], entry["error"], entry["path"]) == ("505", "Bad Request", "-")
+    assert "SECRET" not in log.getvalue()
+    assert recorder.events == []
 
 
 def test_claims_reach_the_function_as_strings() -> None:
