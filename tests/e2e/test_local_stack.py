@@ -131,7 +131,7 @@ def test_the_issuer_is_the_api_url(stack: StackInfo) -> None:
     assert metadata["issuer"] == stack.api_url
     assert metadata["token_endpoint"] == f"{stack.api_url}/oauth/token"
     assert response.headers["content-type"] == "application/json"
-    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["cache-control"] == "public, max-age=3600"  # a public document: cacheable
 
 
 def test_the_stack_info_has_every_serve_json_key(stack: StackInfo) -> None:
