@@ -48,8 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 REQUEST_TIMEOUT = 30
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-# Every flow starts from 127.0.0.1: the per-address limit of device authorization would end the run.
-UNLIMITED = ["DeviceAuthorizationsPerIp=0"]
+# Every flow starts from 127.0.0.1 with one client: the per-address and per-client limits of device
+# authorization would end the run.
+UNLIMITED = ["DeviceAuthorizationsPerIp=0", "DeviceAuthorizationsPerClient=0"]
 
 
 # ---------------------------------------------------------------- measurements

@@ -41,6 +41,7 @@ POLICY_OPTIONS = {
     "rotation-grace": "rotation_grace_seconds",
     "device-code-ttl": "device_code_ttl_seconds",
     "poll-interval": "poll_interval_seconds",
+    "device-authorizations": "device_authorizations_per_window",  # a count per window, not seconds
 }
 
 GRANT_ALIASES = {"device_code": DEVICE_GRANT, DEVICE_GRANT: DEVICE_GRANT, "refresh_token": REFRESH_GRANT}
@@ -128,7 +129,8 @@ def checked_policy(policy: dict[str, int]) -> dict[str, int]:
         low, high = POLICY_BOUNDS[name]
         if not low <= value <= high:
             option = next(o for o, f in POLICY_OPTIONS.items() if f == name)
-            raise SystemExit(f"error: --{option} must be between {low} and {high} seconds")
+            unit = "" if option == "device-authorizations" else " seconds"
+            raise SystemExit(f"error: --{option} must be between {low} and {high}{unit}")
     return policy
 
 
@@ -230,7 +232,8 @@ def _parser() -> argparse.ArgumentParser:
     for command in (create, update := clients.add_parser("update", help="change a client's policy")):
         for option, name in POLICY_OPTIONS.items():
             low, high = POLICY_BOUNDS[name]
-            command.add_argument(f"--{option}", type=int, metavar="SECONDS", help=f"{low}..{high}")
+            unit = "N" if option == "device-authorizations" else "SECONDS"
+            command.add_argument(f"--{option}", type=int, metavar=unit, help=f"{low}..{high}")
     update.add_argument("client_id")
     update.add_argument("--min-version", help="oldest X-Client-Version accepted (older: 426)")
     update.add_argument(

@@ -194,6 +194,7 @@ class Policy:
     rotation_grace: int
     device_code_ttl: int
     poll_interval: int
+    device_authorizations_per_window: int  # 0: no limit for this client
 
 
 def policy(client: ClientRecord, settings: Settings) -> Policy:
@@ -207,6 +208,9 @@ def policy(client: ClientRecord, settings: Settings) -> Policy:
         rotation_grace=pick(client.rotation_grace_seconds, settings.rotation_grace_seconds),
         device_code_ttl=pick(client.device_code_ttl_seconds, settings.device_code_ttl_seconds),
         poll_interval=pick(client.poll_interval_seconds, settings.poll_interval_seconds),
+        device_authorizations_per_window=pick(
+            client.device_authorizations_per_window, settings.device_authorizations_per_client
+        ),
     )
 
 
@@ -218,4 +222,5 @@ POLICY_BOUNDS: dict[str, tuple[int, int]] = {
     "rotation_grace_seconds": (MIN_ROTATION_GRACE_SECONDS, 300),
     "device_code_ttl_seconds": (60, 3600),
     "poll_interval_seconds": (1, 60),
+    "device_authorizations_per_window": (0, 10_000_000),
 }

@@ -25,11 +25,11 @@ from authcore.envelopes import (
 from authcore.issuance import Context, Issued, iso, issue
 from authcore.observability import audit
 from authcore.store import (
-    AddressLimited,
-    AddressQuota,
     ClientRecord,
     Grant,
     Membership,
+    Quota,
+    QuotaExceeded,
     Rejected,
     UserCodeTaken,
 )
@@ -97,18 +97,27 @@ def address_of(ip: str | None) -> str | None:
     return str(address)
 
 
-def _quota(ctx: Context, requester: Requester) -> AddressQuota | None:
+CLIENT_COUNTER_SHARDS = 8  # a client's counter, spread: each shard takes an eighth of its writes
+
+
+def _quotas(ctx: Context, requester: Requester, client: ClientRecord) -> list[Quota]:
+    """The counters one more device authorization request takes: its source address's (so that one
+    network cannot starve the rest) and a shard of its client's (so that one noisy client cannot)."""
     s = ctx.settings
-    address = address_of(requester.ip)
-    if not s.device_authorizations_per_ip or address is None:
-        return None
     window = ctx.now - ctx.now % s.device_authorizations_window_seconds
-    return AddressQuota(
-        address=address,
-        window=window,
-        limit=s.device_authorizations_per_ip,
-        ttl=window + s.device_authorizations_window_seconds,
-    )
+    end = window + s.device_authorizations_window_seconds
+    quotas = []
+    address = address_of(requester.ip)
+    if s.device_authorizations_per_ip and address is not None:
+        quotas.append(Quota(f"device#{address}", window, s.device_authorizations_per_ip, end, "address"))
+    per_client = policy(client, s).device_authorizations_per_window
+    if per_client:
+        # a random shard, each allowed its share: the limit holds within a shard's rounding (a shard may
+        # fill a little before the others; with 8 shards, at most 7 requests early)
+        shard = secrets.randbelow(CLIENT_COUNTER_SHARDS)
+        share = -(-per_client // CLIENT_COUNTER_SHARDS)
+        quotas.append(Quota(f"client#{client.client_id}#{shard}", window, share, end, "client"))
+    return quotas
 
 
 def start(
@@ -121,7 +130,7 @@ def start(
     hmac = ctx.hmac()
     rules = policy(client, ctx.settings)
     asked = (requester or Requester()).clipped()
-    quota = _quota(ctx, requester or Requester())
+    quotas = _quotas(ctx, requester or Requester(), client)
     for _ in range(5):  # a user-code collision is ~1 in 10^10 per live request: retry a few times
         grant_id = tokens.new_grant_id()
         device_code = tokens.new_secret_token(tokens.DEVICE_CODE_PREFIX, grant_id)
@@ -145,14 +154,15 @@ def start(
             device_city=asked.city,
         )
         try:
-            ctx.store.create_device_grant(grant, ctx.now, quota)
+            ctx.store.create_device_grant(grant, ctx.now, quotas)
         except UserCodeTaken:
             continue
-        except AddressLimited:
-            assert quota is not None
-            audit("device_rate_limited", client_id=client.client_id)
+        except QuotaExceeded as exceeded:
+            quota = exceeded.quota
+            audit("device_rate_limited", client_id=client.client_id, limit=quota.kind)
+            whose = "from this network" if quota.kind == "address" else "for this client"
             raise errors.TooManyRequests(
-                "Too many device authorization requests from this network; try again later.",
+                f"Too many device authorization requests {whose}; try again later.",
                 retry_after=max(1, quota.ttl - ctx.now),
             ) from None
         audit("device_authorized", grant_id=grant_id, client_id=client.client_id)

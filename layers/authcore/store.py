@@ -14,6 +14,8 @@ Items:
 - ``RATE#verify#<sub>`` / ``WINDOW#<start>``: wrong user codes a user typed in one window.
 - ``RATE#device#<address>`` / ``WINDOW#<start>``: device authorization requests from one source address
   (an IPv4 address, or an IPv6 /64) in one window.
+- ``RATE#client#<client id>#<shard>`` / ``WINDOW#<start>``: a client's device authorization requests in
+  one window, spread over a few shards so that no one item takes a busy client's every write.
 
 Indexes (keys only, sparse): ``ByUser``, ``ByOrg``, ``ByClient`` on ``session_user``/``session_org``/
 ``session_client`` with ``session_at`` (issued at): a grant is in them from its redemption until it is
@@ -22,6 +24,7 @@ revoked, so they list live sessions (and ones expired but not yet collected: che
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Self, cast
 
@@ -76,6 +79,7 @@ class ClientRecord(Record):
     rotation_grace_seconds: int | None = None
     device_code_ttl_seconds: int | None = None
     poll_interval_seconds: int | None = None
+    device_authorizations_per_window: int | None = None  # 0: no limit for this client
 
     @property
     def confidential(self) -> bool:
@@ -159,18 +163,24 @@ class UserCodeTaken(Exception):
     """Another live device request holds this user code."""
 
 
-class AddressLimited(Exception):
-    """The source address has used up its device authorization requests for the window."""
-
-
 @dataclass(frozen=True)
-class AddressQuota:
-    """One more device authorization request from ``address`` in the window starting at ``window``."""
+class Quota:
+    """One more device authorization request on a counter (a source address's, or a shard of a
+    client's) in the window starting at ``window``, if the counter is under ``limit``."""
 
-    address: str
+    counter: str  # "device#<address>" | "client#<client id>#<shard>"
     window: int
     limit: int
     ttl: int
+    kind: str = "address"  # address | client: what the refusal says
+
+
+class QuotaExceeded(Exception):
+    """A counter has no requests left in its window: nothing was written."""
+
+    def __init__(self, quota: Quota) -> None:
+        super().__init__(quota.kind)
+        self.quota = quota
 
 
 NO_IDLE_TIMEOUT = 10 * 366 * 86400  # longer than any family lives
@@ -330,11 +340,11 @@ class Store:
 
     # ------------------------------------------------------------ device requests
 
-    def create_device_grant(self, grant: Grant, now: int, quota: AddressQuota | None = None) -> None:
+    def create_device_grant(self, grant: Grant, now: int, quotas: Sequence[Quota] = ()) -> None:
         """The grant and its user code, both or neither, in one call. The user code must be free
-        (or held only by an expired request that DynamoDB has not collected yet). With ``quota``, the
-        source address's counter for the window is taken in the same transaction: over the limit,
-        nothing is written (AddressLimited). A lost answer retried by botocore carries the same
+        (or held only by an expired request that DynamoDB has not collected yet). Each of ``quotas``
+        (the source address's counter, the client's) is taken in the same transaction: over a limit,
+        nothing is written (QuotaExceeded). A lost answer retried by botocore carries the same
         ClientRequestToken (botocore fills it once per call), so DynamoDB applies it once."""
         grant_item = {"pk": f"GRANT#{grant.grant_id}", "sk": "GRANT", **asdict(grant)}
         code_item = {
@@ -362,7 +372,7 @@ class Store:
                             "ExpressionAttributeValues": _values(now=now),
                         }
                     },
-                    *([self._quota_update(quota)] if quota is not None else []),
+                    *(self._quota_update(quota) for quota in quotas),
                 ]
             )
         except ClientError as exc:
@@ -376,17 +386,18 @@ class Store:
                     # answer was lost and the call retried (DynamoDB recognises botocore's retry by its
                     # ClientRequestToken too; this does not depend on it).
                     return
-                if len(failed) > 2 and failed[2]:
-                    raise AddressLimited from None
+                for quota, refused in zip(quotas, failed[2:], strict=False):
+                    if refused:
+                        raise QuotaExceeded(quota) from None
                 if any(failed[:2]):
                     raise UserCodeTaken from None
             raise
 
-    def _quota_update(self, quota: AddressQuota) -> dict[str, Any]:
+    def _quota_update(self, quota: Quota) -> dict[str, Any]:
         return {
             "Update": {
                 "TableName": self.table,
-                "Key": _to_ddb({"pk": f"RATE#device#{quota.address}", "sk": f"WINDOW#{quota.window}"}),
+                "Key": _to_ddb({"pk": f"RATE#{quota.counter}", "sk": f"WINDOW#{quota.window}"}),
                 "UpdateExpression": "ADD requests :one SET #ttl = :ttl",
                 "ConditionExpression": "attribute_not_exists(requests) OR requests < :limit",
                 "ExpressionAttributeValues": _values(one=1, ttl=quota.ttl, limit=quota.limit),

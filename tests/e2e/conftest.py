@@ -57,9 +57,9 @@ import pytest
 from local.stack import LocalStack, StackInfo
 
 # Every request of these tests comes from 127.0.0.1, hundreds of device flows in all: the per-address
-# limit of device authorization (DeviceAuthorizationsPerIp) raised far out of the way, never off, so that
+# and per-client limits of device authorization (DeviceAuthorizationsPerIp, ...PerClient) raised far out of the way, never off, so that
 # its counter still runs in the transaction (its own tests: tests/integration/test_sessions.py).
-MANY_FLOWS = {"DeviceAuthorizationsPerIp": "1000000"}
+MANY_FLOWS = {"DeviceAuthorizationsPerIp": "1000000", "DeviceAuthorizationsPerClient": "1000000"}
 
 
 class AccessLog(io.StringIO):

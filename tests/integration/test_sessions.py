@@ -411,6 +411,40 @@ def test_no_limit_when_set_to_zero(api: Api, account: Seed, monkeypatch: pytest.
     assert "TransactWriteItems" in calls.calls
 
 
+def test_one_client_over_its_limit_gets_429_and_another_is_unaffected(
+    api: Api, account: Seed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Per client, on eight shards of two each here: 17 requests must meet the limit (pigeonhole), none
+    beyond 16 gets through, and another client (and another address) goes on."""
+    set_policy(capsys, "demo-cli", device_authorizations=16)
+    answers = [
+        ask(api, f"198.51.100.{i}") for i in range(17)
+    ]  # 17 addresses: only the client's counter binds
+    refused = [a for a in answers if a.status != 200]
+    assert refused and sum(a.status == 200 for a in answers) <= 16
+    for answer in refused:
+        assert_error_in(answer, "oauth", status=429, error="temporarily_unavailable")
+        assert (
+            "for this client" in answer.json()["error_description"] and int(answer.headers["retry-after"]) > 0
+        )
+    shards = scan_prefix("RATE#client#demo-cli#")
+    assert 1 <= len(shards) <= 8 and all(int(i["requests"]["N"]) <= 2 for i in shards)
+    other = api.call(
+        "POST",
+        "/oauth/device/code",
+        form={"client_id": "backend", "client_secret": account.confidential_secret},
+    )
+    assert other.status == 200, other.text
+
+
+def test_a_client_limit_of_zero_means_none(
+    api: Api, account: Seed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_policy(capsys, "demo-cli", device_authorizations=0)
+    assert ask(api, "198.51.100.77").status == 200
+    assert scan_prefix("RATE#client#demo-cli#") == []
+
+
 # ---------------------------------------------------------------- per-client policy and the idle timeout
 
 
