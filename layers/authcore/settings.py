@@ -42,7 +42,7 @@ class Settings(BaseModel):
     device_authorizations_per_ip: int = Field(default=120, ge=0)
     device_authorizations_window_seconds: int = Field(default=600, ge=10, le=86400)
     # ... and per client (ClientRecord.device_authorizations_per_window overrides it); 0: no limit
-    device_authorizations_per_client: int = Field(default=6000, ge=0)
+    device_authorizations_per_client: int = Field(default=60000, ge=0)
     allowed_origins: tuple[str, ...] = ()
     client_cache_seconds: int = Field(default=60, ge=0)
     secret_cache_seconds: int = Field(default=300, ge=0)

@@ -603,3 +603,26 @@ def test_sam_build_succeeds_without_a_container(tmp_path: Path, specs: dict[str,
     assert list((layer / "pydantic_core").glob("*aarch64-linux-gnu.so"))
     for logical_id in specs:
         assert (build / logical_id / "app.py").is_file(), logical_id
+
+
+# ---------------------------------------------------------------- route throttles: a safety net
+
+
+def test_route_throttles_are_a_safety_net_sized_from_the_quotas(template: dict[str, Any]) -> None:
+    """docs/capacity.md: every route's default throttle together stays under 80% of API Gateway's 10,000
+    requests/s account quota, and polling and refreshing (the token routes) never share the small bucket
+    of the routes that start sign-ins (20 requests/s on /oauth/token used to bind before any quota)."""
+    api = resource(template, "HttpApi")["Properties"]
+    default = int(resolve_default(template, api["DefaultRouteSettings"]["ThrottlingRateLimit"]))
+    settings = api["RouteSettings"]
+    rates = {
+        r.key: int(resolve_default(template, settings.get(r.key, {}).get("ThrottlingRateLimit", default)))
+        for r in routes.DOCUMENTED
+    }
+    assert sum(rates.values()) <= 0.8 * 10_000, rates
+    token_routes = ("POST /oauth/token", "POST /auth/device/exchange", "POST /auth/refresh")
+    for key in token_routes:
+        assert settings[key]["ThrottlingRateLimit"] == {"Ref": "TokenRouteRateLimit"}, key
+        assert rates[key] >= 1000, key  # ~1,000 CLIs polling every 5 s must not fill it
+    assert min(rates[k] for k in token_routes) > max(v for k, v in rates.items() if k not in token_routes)
+    assert set(settings) <= set(rates), "a route setting for a route that does not exist"
