@@ -1,7 +1,8 @@
 """POST /auth/refresh and POST /auth/logout — the product API's session. Product dialect.
 
 The refresh token comes in the JSON body (CLIs) or in the HttpOnly cookie (browsers). A successor
-goes back the way the token came: in the body, or only in Set-Cookie. The token names its client, and
+goes back the way the token came: in the body, or only in Set-Cookie; a body with `"set_cookie": true`
+(from an allowed Origin) moves it into the cookie, which is how a browser app gets its first one. The token names its client, and
 that client's rules apply (a confidential client authenticates with HTTP Basic).
 """
 
@@ -17,11 +18,11 @@ app = http.make_app()
 def refresh() -> Response[str]:
     presented = http.presented_refresh_token(app, RefreshRequest)
     issued = sessions.refresh(http.context(app), presented.token, http.caller(app))
-    body = issued.product(with_refresh_token=presented.in_body)
+    body = issued.product(with_refresh_token=presented.in_body and not presented.to_cookie)
     successor = issued.refresh_token  # a rotation always has one
     cookies = (
         [http.refresh_cookie(successor, issued.refresh_max_age)]
-        if presented.in_cookie and successor
+        if presented.to_cookie and successor
         else None
     )
     return http.json_response(body, cookies=cookies)

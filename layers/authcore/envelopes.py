@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Secretish = Annotated[str, StringConstraints(min_length=1, max_length=512)]
@@ -46,6 +46,8 @@ class TokenRequest(_In):
 
 class RefreshRequest(_In):
     refresh_token: Secretish | None = None
+    # a browser app's first refresh after signing in: the successor only in the HttpOnly cookie
+    set_cookie: StrictBool = False
 
 
 class TokenHintRequest(_In):

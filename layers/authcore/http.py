@@ -379,27 +379,40 @@ class PresentedToken:
     token: str
     in_body: bool
     in_cookie: bool
+    set_cookie: bool = False  # the body asked for its successor in the cookie (a browser app's first one)
+
+    @property
+    def to_cookie(self) -> bool:
+        """The successor goes only into the HttpOnly cookie: the token came in it, or the body asked."""
+        return self.in_cookie or self.set_cookie
 
 
 def presented_refresh_token(
     app: APIGatewayHttpResolver, model: type[RefreshRequest], *, required: bool = True
 ) -> PresentedToken:
     """The refresh token from the JSON body or the cookie (both, and different: 400). A cookie is
-    honoured only from an allowed Origin: the cookie rides along on any request the browser sends."""
-    from_body = None
+    honoured only from an allowed Origin: the cookie rides along on any request the browser sends. A
+    body with `"set_cookie": true` moves the session into the cookie (a browser app's first refresh
+    after signing in), from an allowed Origin only as well."""
+    from_body, set_cookie = None, False
     if (app.current_event.body or "") != "":
-        from_body = json_body(app, model).refresh_token
+        body = json_body(app, model)
+        from_body, set_cookie = body.refresh_token, body.set_cookie
     from_cookie = cookie(app, REFRESH_COOKIE)
     if from_body and from_cookie and from_body != from_cookie:
         raise errors.InvalidRequest("The refresh token in the body and in the cookie differ; send one.")
-    if from_cookie:
+    if from_cookie or set_cookie:
         origin = (header(app, "origin") or "").rstrip("/")
         if origin not in runtime.settings().allowed_origins:
             raise errors.AccessDenied("This origin may not use the session cookie.")
+    if set_cookie and not from_body:
+        raise errors.InvalidRequest("set_cookie moves a refresh token sent in the body into the cookie.")
     token = from_body or from_cookie
     if not token and required:
         raise errors.InvalidGrant("No refresh token was presented.")
-    return PresentedToken(token or "", in_body=bool(from_body), in_cookie=bool(from_cookie))
+    return PresentedToken(
+        token or "", in_body=bool(from_body), in_cookie=bool(from_cookie), set_cookie=set_cookie
+    )
 
 
 def requester(app: APIGatewayHttpResolver) -> Requester:

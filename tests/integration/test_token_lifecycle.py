@@ -13,6 +13,7 @@ import pytest
 
 from authcore.clock import Manual
 from tests.conftest import GRACE, ORIGIN, TABLE, Api
+from tests.integration.contract import assert_error_in
 from tests.integration.test_device_flow import (
     assert_api_headers,
     assert_oauth_error,
@@ -474,3 +475,63 @@ def test_public_client_may_use_basic_with_an_empty_password(api: Api, account: S
         headers={"authorization": f"Basic {basic}"},
     )  # fmt: skip
     assert_oauth_error(both, "invalid_request")  # one authentication method per request (RFC 6749 §2.3)
+
+
+# ---------------------------------------------------------------- a browser app's first cookie (issue #12 item 2)
+
+
+def test_a_browser_app_moves_its_refresh_token_into_the_cookie(api: Api, account: Seed) -> None:
+    """Signed in with the device flow, a web app holds a refresh token in memory once: one refresh with
+    `set_cookie` puts the successor into the HttpOnly cookie and nowhere else, and from then on the app
+    refreshes with the cookie alone."""
+    signed = api.signed_in(account)
+    moved = api.call(
+        "POST",
+        "/auth/refresh",
+        body={"refresh_token": signed["refresh_token"], "set_cookie": True},
+        headers={"origin": ORIGIN},
+    )
+    assert moved.status == 200, moved.text
+    assert "refresh_token" not in moved.json() and moved.json()["access_token"]
+    (cookie,) = moved.cookies
+    parts = [p.strip().lower() for p in cookie.split(";")]
+    assert parts[0].startswith("refresh_token=rt_") and {
+        "httponly",
+        "secure",
+        "samesite=strict",
+        "path=/auth",
+    } <= set(parts)
+    successor = cookie.split(";")[0].split("=", 1)[1]
+    assert successor != signed["refresh_token"]
+    again = refresh_cookie(api, successor)
+    assert again.status == 200 and "refresh_token" not in again.json(), again.text
+
+
+@pytest.mark.parametrize("origin", [None, "https://evil.example.test"])
+def test_set_cookie_needs_an_allowed_origin_and_changes_nothing_otherwise(
+    api: Api, account: Seed, origin: str | None
+) -> None:
+    signed = api.signed_in(account)
+    refused = api.call(
+        "POST",
+        "/auth/refresh",
+        body={"refresh_token": signed["refresh_token"], "set_cookie": True},
+        headers={"origin": origin} if origin else {},
+    )
+    assert_error_in(refused, "product", status=403, error="access_denied")
+    assert refused.cookies == []
+    assert refresh_body(api, signed["refresh_token"]).status == 200  # not consumed
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"set_cookie": True}, 400, "invalid_request"),  # nothing to move
+        ({"refresh_token": "rt_x", "set_cookie": "true"}, 422, "validation_error"),  # a boolean, not a string
+    ],
+)
+def test_set_cookie_bad_input_is_a_clear_4xx(
+    api: Api, account: Seed, body: dict[str, Any], status: int, error: str
+) -> None:
+    result = api.call("POST", "/auth/refresh", body=body, headers={"origin": ORIGIN})
+    assert_error_in(result, "product", status=status, error=error)
