@@ -213,7 +213,9 @@ ROUTES = (
           body_required=False, issues_tokens=True, cookie=True,
           links=_token_links("$response.body#/access_token", "$response.body#/refresh_token", None),
           description="The refresh token comes in the JSON body or in the `refresh_token` cookie (from an "
-          "allowed Origin only). Its successor goes back the same way: in the body, or only in Set-Cookie."),
+          "allowed Origin only). Its successor goes back the same way: in the body, or only in Set-Cookie. "
+          "A body with `\"set_cookie\": true` (from an allowed Origin only, else 403) moves the session "
+          "into the cookie: the successor only in Set-Cookie, none in the body."),
     Route("POST", "/auth/logout", "Revoke the session and clear the cookie", "product",
           None, e.RefreshRequest, (JSON,), errors=(400, 403, 422, 429, 500, 502, 504),
           body_required=False, cookie=True, answer_schema=SIGNED_OUT,
@@ -512,7 +514,7 @@ def _error_types(status: int, dialect: str) -> list[str]:
 def _error_description(route: Route, status: int) -> str:
     dialect = {"oauth": "oauth", "legacy": "legacy"}.get(route.dialect, "product")
     kinds = _error_types(status, dialect)
-    if dialect == "oauth" and status == 429:  # CONTRACT.md: too many device requests from one source IP
+    if dialect == "oauth" and status == 429:  # docs/api.md: too many device requests from one source IP
         kinds = ["temporarily_unavailable (too many requests from one source)"]
     if route.signed_in and status == 401:  # authcore.identity: the function checks the ID token
         return "unauthorized: no ID token, or not a valid one (the canonical envelope)"
