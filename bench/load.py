@@ -165,6 +165,8 @@ class Target:
     api_url: str
     client_id: str
     id_token: str
+    # the organization every approval names: a person in several organizations must say which one
+    organization_id: str | None = None
 
 
 def device_flow(client: Client, target: Target) -> str | None:
@@ -180,7 +182,11 @@ def device_flow(client: Client, target: Target) -> str | None:
             "approve",
             "POST",
             "/oauth/device/verify",
-            json={"user_code": started_flow["user_code"], "decision": "approve"},
+            json={
+                "user_code": started_flow["user_code"],
+                "decision": "approve",
+                **({"organization_id": target.organization_id} if target.organization_id else {}),
+            },
             headers={"Authorization": f"Bearer {target.id_token}"},
         )
         if decided is not None:
@@ -271,7 +277,12 @@ def load(target: Target, flows: int, refreshes: int, workers: int, deadline: flo
         # Warm-up, not measured: every worker opens its connection, every function on the way runs.
         pool.warm(lambda: client.call("warm", "GET", "/.well-known/jwks.json"))
         pool.run([lambda: device_flow(client, target)] * min(workers, 8))
-        warm_errors = sum(sum(op.errors.values()) for op in client.operations.values())
+        # every failed request counts, the warm-up's too; a failed flow is its failed request, once
+        kinds: Counter[str] = Counter()
+        for name, op in client.operations.items():
+            if name != "device_flow":
+                kinds.update(op.errors)
+        warm_errors = sum(kinds.values())
         client.operations.clear()
 
         phases: dict[str, Any] = {}
@@ -309,11 +320,17 @@ def load(target: Target, flows: int, refreshes: int, workers: int, deadline: flo
             "refreshes_per_s": round(sum(done) / wall, 1) if wall > 0 else None,
             "operations": {"refresh": client.operation("refresh").summary(wall)},
         }
-        errors = warm_errors + sum(
-            sum(op.errors.values()) for name, op in client.operations.items() if name != "device_flow"
-        )
+        for name, op in client.operations.items():
+            if name != "device_flow":
+                kinds.update(op.errors)
         incomplete = len(families) < flows or sum(done) < refreshes
-        return {"phases": phases, "errors": errors, "warm_up_errors": warm_errors, "incomplete": incomplete}
+        return {
+            "phases": phases,
+            "errors": sum(kinds.values()),
+            "error_kinds": dict(kinds.most_common()),
+            "warm_up_errors": warm_errors,
+            "incomplete": incomplete,
+        }
     finally:
         pool.close()
         client.close()
@@ -371,7 +388,7 @@ def id_token(aws_endpoint_url: str, region: str, pool_client_id: str, username: 
     return str(result["AuthenticationResult"]["IdToken"])
 
 
-def target_from(info: dict[str, Any]) -> Target:
+def target_from(info: dict[str, Any], organization: str | None = None) -> Target:
     for url in (info["api_url"], info["aws_endpoint_url"]):
         if urlsplit(url).hostname not in LOOPBACK:
             raise SystemExit(f"error: {url} is not on this machine; the benchmark targets loopback only")
@@ -382,7 +399,13 @@ def target_from(info: dict[str, Any]) -> Target:
         info["demo"]["username"],
         info["demo"]["password"],
     )
-    return Target(info["api_url"].rstrip("/"), info["clients"]["public"]["client_id"], token)
+    demo = info["demo"]
+    return Target(
+        info["api_url"].rstrip("/"),
+        info["clients"]["public"]["client_id"],
+        token,
+        organization or demo.get("organization_id") or None,
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -411,6 +434,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-url", help="use this running `make serve` instead of starting a stack")
     parser.add_argument(
         "--info-file", type=Path, default=ROOT / ".local" / "serve.json", help="what `make serve` wrote"
+    )
+    parser.add_argument(
+        "--organization",
+        help="the organization every approval names (default: the demo user's, from the info file; "
+        "needed when the user belongs to several)",
     )
     parser.add_argument(
         "--output", type=Path, help="the JSON result (default bench/results/load-<time>.json)"
@@ -450,6 +478,7 @@ def report(result: dict[str, Any]) -> str:
         f" ({refreshes['refreshes_per_s']} /s, over {refreshes['families']} families)",
         f"errors: {result['errors']}" + ("   (INCOMPLETE: the time limit or an error cut the run short)"
                                          if result["incomplete"] else ""),
+        *(f"  {count:>6} x {kind}" for kind, count in result.get("error_kinds", {}).items()),
     ]  # fmt: skip
     return "\n".join(lines)
 
@@ -486,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                 "log": str(serve_log.relative_to(ROOT) if serve_log.is_relative_to(ROOT) else serve_log),
             }
             print(f"stack ready in {stack['start_s']} s at {info['api_url']}", flush=True)
-        target = target_from(info)
+        target = target_from(info, args.organization)
         outcome = load(target, args.flows, args.refreshes, args.workers, deadline)
 
     result = {
