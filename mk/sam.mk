@@ -28,7 +28,10 @@ sam: $(SAM)
 sam-validate: $(SAM)
 	$(SAM_ENV) $(SAM) validate --lint --template template.yaml
 
+# The functions have no requirements.txt of their own (their dependencies are the layer's), and `sam
+# build` says so once per function: that notice is dropped, anything else it prints is kept.
 sam-build: $(SAM)
-	$(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build $(SAM_BUILD_ARGS)
+	@set -o pipefail; $(SAM_ENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build $(SAM_BUILD_ARGS) 2>&1 \
+	  | { grep -v "requirements.txt file not found" || true; }
 
 .DEFAULT_GOAL := $(_SAM_MK_DEFAULT_GOAL)
