@@ -198,6 +198,16 @@ def test_a_person_ends_one_session_and_it_is_refused_everywhere_at_once(
         },
     )
     assert_error_in(oauth, "oauth", status=400, error="invalid_grant")
+    legacy = api.call(
+        "GET",
+        "/oauth/token",
+        query={
+            "grant_type": "refresh_token",
+            "refresh_token": ending["refresh_token"],
+            "client_id": "demo-cli",
+        },
+    )
+    assert legacy.status == 400 and legacy.json()["success"] is False, legacy.text
     assert introspect(api, account, ending["access_token"]) == {"active": False}
     assert introspect(api, account, ending["refresh_token"]) == {"active": False}
     assert refresh(api, kept["refresh_token"]).status == 200  # the other session lives on
