@@ -1,7 +1,10 @@
 """Run the whole API on localhost, on embedded AWS services (`make serve`).
 
     python -m local.serve [--port 3000] [--host 127.0.0.1] [--allow-origin URL ...] [--info-file PATH]
-                          [--clock-file PATH] [--runtime {process,lambda}] [--concurrency N]
+                          [--clock-file PATH] [--runtime {process,lambda}] [--concurrency N] [--no-examples]
+
+examples/ are served beside the API (the resource server at /demo/me, the web app quick-start at
+/demo/app: local.examples) unless `--no-examples`.
 
 `--runtime lambda` runs the functions on the real Lambda runtime (local.invoke: the Runtime Interface
 Emulator and awslambdaric, `--concurrency` of them per function) instead of worker processes; `make
@@ -113,6 +116,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(e.g. DeviceAuthorizationsPerIp=0 for a load test from one address)",
     )
     parser.add_argument(
+        "--no-examples",
+        dest="examples",
+        action="store_false",
+        help="do not serve examples/ (the resource server at /demo/me, the web app at /demo/app)",
+    )
+    parser.add_argument(
         "--clock-file",
         type=Path,
         default=None,
@@ -143,14 +152,29 @@ def summary(info: StackInfo, info_file: Path, seconds: float) -> str:
             f"  verification page    {info.api_url}/device  (Your devices: {info.api_url}/device/sessions)",
             f"  sign-in              {info.sign_in_url}  (the user pool's managed login, locally)",
             f"  demo user            {info.demo.username} / {info.demo.password}"
-            f"  (organization {info.demo.organization_id})",
+            f"  (organization {info.demo.organization_id}, sub {info.demo.sub})",
             "                       sign in with these on the sign-in page the verification page opens",
             f"  public client        {public.client_id}",
             f"  confidential client  {confidential.client_id}  (its secret is in the file below)",
+            f"  table                {info.table_name}",
+            f"  keys secret          {info.keys_secret_id}  (public keys: {info.jwks_secret_id})",
+            "  admin                make admin ARGS=\"clients list\"  (this stack, from the file below)",
+            *_example_lines(info),
             f"  written to           {info_file}",
             "Ctrl-C stops it.",
         ]
     )
+
+
+def _example_lines(info: StackInfo) -> list[str]:
+    shown = {
+        "resource_server": "resource server    ",
+        "web_app": "web app quick-start",
+    }
+    return [
+        f"  {shown.get(name, name.ljust(19))}  {url}  (examples/{name}/README.md)"
+        for name, url in info.examples.items()
+    ]
 
 
 def _runtime_line(info: StackInfo) -> str:
@@ -182,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clock_file=args.clock_file,
         runtime=args.runtime,
         parameters=dict(args.parameter_overrides),
+        examples=args.examples,
     )
     try:
         try:

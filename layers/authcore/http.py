@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import json
 import traceback
 import urllib.parse
@@ -421,13 +422,26 @@ def requester(app: APIGatewayHttpResolver) -> Requester:
     deployment says a distribution sits in front (TRUST_EDGE_HEADERS)."""
     event = app.current_event
     edge = runtime.settings().trust_edge_headers
+    viewer = _viewer_address(header(app, "cloudfront-viewer-address")) if edge else None
     return Requester(
-        ip=event.request_context.http.source_ip or None,
+        # behind CloudFront, API Gateway's source address is CloudFront's: the viewer's is in its header
+        ip=viewer or event.request_context.http.source_ip or None,
         user_agent=header(app, "user-agent"),
         client_version=header(app, "x-client-version"),
         country=header(app, "cloudfront-viewer-country") if edge else None,
         city=header(app, "cloudfront-viewer-city") if edge else None,
     )
+
+
+def _viewer_address(value: str | None) -> str | None:
+    """CloudFront-Viewer-Address: `198.51.100.7:46532` or `2001:db8::1:46532` (the port always last)."""
+    if not value or ":" not in value:
+        return None
+    address = value.rsplit(":", 1)[0].strip("[]")
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
 
 
 def header(app: APIGatewayHttpResolver, name: str) -> str | None:

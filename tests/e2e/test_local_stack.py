@@ -689,6 +689,8 @@ def test_serve_stops_on_a_signal_and_leaves_no_process_behind(
 
     out, err = (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text()
     assert info["api_url"] in out
+    # what the admin command and the README's examples need, printed (issue #12 item 4)
+    assert info["table_name"] in out and info["keys_secret_id"] in out and info["demo"]["sub"] in out
     assert '"GET /oauth/token"' in err
     assert secret not in out + err
     assert "Traceback" not in out + err

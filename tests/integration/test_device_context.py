@@ -97,3 +97,23 @@ def test_same_network(a: str | None, b: str | None, same: bool | None) -> None:
 def test_clipping() -> None:
     clipped = Requester(ip="1.2.3.4", country="NLD", client_version="1" * 100, city=" ").clipped()
     assert clipped.country == "NL" and len(clipped.client_version or "") == 64 and clipped.city is None
+
+
+@pytest.mark.parametrize(
+    ("header", "seen"),
+    [("203.0.113.7:46532", "203.0.113.7"), ("2001:db8::7:46532", "2001:db8::7"), ("not an address", None)],
+)
+def test_behind_cloudfront_the_viewer_address_is_the_device_address(
+    api: Api, account: Seed, behind_cloudfront: None, header: str, seen: str | None
+) -> None:
+    """API Gateway's source address is CloudFront's there: the device context (and the per-address
+    limit) use CloudFront-Viewer-Address instead; an unreadable one falls back to the source address."""
+    started = started_from(api, "198.51.100.250", **{"cloudfront-viewer-address": header})
+    body = seen_from(api, account, started["user_code"], "198.51.100.251")
+    assert body["device"]["ip"] == (seen or "198.51.100.250")
+
+
+def test_without_cloudfront_the_viewer_address_header_is_not_believed(api: Api, account: Seed) -> None:
+    started = started_from(api, "198.51.100.250", **{"cloudfront-viewer-address": "203.0.113.7:1"})
+    body = seen_from(api, account, started["user_code"], "198.51.100.251")
+    assert body["device"]["ip"] == "198.51.100.250"
