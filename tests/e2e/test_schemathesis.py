@@ -141,11 +141,18 @@ SETTINGS: dict[str, Any] = {
             },
         },
         {
-            # CONTRACT.md: 400 authorization_pending and expired_token (the exchange); a refresh token in the
+            # docs/api.md: 400 authorization_pending and expired_token (the exchange); a refresh token in the
             # body and a different one in the cookie (refresh, logout)
             "include-path-regex": r"^/auth/(device/exchange|refresh|logout)$",
             "checks": {
                 "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "429", "5xx"]}
+            },
+        },
+        {
+            # the cursor is opaque: one this service did not hand out is 400 invalid_request (docs/api.md)
+            "include-path-regex": r"^/auth/sessions",
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "404", "429", "5xx"]}
             },
         },
     ],
@@ -201,7 +208,7 @@ class Placeholder:
 
 
 class SignedInUser(Placeholder):
-    """The verify routes (securityScheme signedInUser): a signed-in person's ID token."""
+    """The verify and sessions routes (securityScheme signedInUser): a signed-in person's ID token."""
 
     value = Callers.SIGNED_IN
 
@@ -219,6 +226,7 @@ def filter_failure(context: HookContext, failure: Failure, case: Case, response:
 
 for loaded in (schema, workflows):
     loaded.auth(refresh_interval=None).apply_to(path="/oauth/device/verify")(SignedInUser)
+    loaded.auth(refresh_interval=None).apply_to(path_regex="^/auth/sessions")(SignedInUser)
     loaded.auth(refresh_interval=None).apply_to(path="/oauth/introspect")(ConfidentialClient)
     loaded.hook(filter_failure)
 
