@@ -11,13 +11,16 @@ Emulator and awslambdaric, `--concurrency` of them per function) instead of work
 serve ARGS="--runtime lambda"` installs it first (docs/invoke.md).
 
 Prints where everything is (and writes it as JSON to .local/serve.json), then serves until Ctrl-C or
-SIGTERM, and stops every process it started. One access line per request goes to stderr; the
-functions' own logs (JSON) go to stdout. A port that is busy or invalid: one line, exit status 2.
+SIGTERM, and stops every process it started. The terminal stays readable: one short line per request
+(stderr) and per audit event, warning or error of a function (stdout); every raw line (the gateway's JSON
+access lines, the functions' JSON logs and metrics) goes to .local/serve.log, beside the info file. A
+port that is busy or invalid: one line, exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
@@ -26,8 +29,10 @@ from pathlib import Path
 from types import FrameType
 
 from local.stack import DEFAULT_INFO_FILE, RUNTIMES, LocalStack, PortUnavailable, StackInfo, UnknownParameter
+from local.terminal import Terminal
 
 EXIT_USAGE = 2
+LOG_FILE_NAME = "serve.log"  # beside the info file: every raw line of the functions and the gateway
 
 
 class _Stop(Exception):
@@ -139,7 +144,7 @@ def _override(text: str) -> tuple[str, str]:
     return key, value
 
 
-def summary(info: StackInfo, info_file: Path, seconds: float) -> str:
+def summary(info: StackInfo, info_file: Path, seconds: float, log_file: Path | None = None) -> str:
     public, confidential = info.clients.public, info.clients.confidential
     return "\n".join(
         [
@@ -158,9 +163,14 @@ def summary(info: StackInfo, info_file: Path, seconds: float) -> str:
             f"  confidential client  {confidential.client_id}  (its secret is in the file below)",
             f"  table                {info.table_name}",
             f"  keys secret          {info.keys_secret_id}  (public keys: {info.jwks_secret_id})",
-            "  admin                make admin ARGS=\"clients list\"  (this stack, from the file below)",
+            '  admin                make admin ARGS="clients list"  (this stack, from the file below)',
             *_example_lines(info),
             f"  written to           {info_file}",
+            *(
+                [f"  raw logs (JSON)      {log_file}  (here: a line per request and per audit event)"]
+                if log_file
+                else []
+            ),
             "Ctrl-C stops it.",
         ]
     )
@@ -197,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
     signals = _Signals()
     started = time.monotonic()
+    # The terminal: a short line per request and per audit event; every raw line in the log file.
+    terminal = Terminal(args.info_file.parent / LOG_FILE_NAME, sys.stdout, sys.stderr)
+    capturing = contextlib.ExitStack()
+    capturing.enter_context(terminal.capture())
     stack = LocalStack(
         args.host,
         args.port,
@@ -207,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime=args.runtime,
         parameters=dict(args.parameter_overrides),
         examples=args.examples,
+        access_log=terminal.access,
     )
     try:
         try:
@@ -215,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         signals.started()
-        print(summary(info, args.info_file, time.monotonic() - started), flush=True)
+        print(summary(info, args.info_file, time.monotonic() - started, terminal.log_path), flush=True)
         while True:
             signal.pause()
     except _Stop:
@@ -223,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signals.ignore()
         stack.stop()
+        capturing.close()
+        terminal.close()
     print("Stopped.", file=sys.stderr, flush=True)
     return 0
 

@@ -32,6 +32,7 @@ The returned `StackInfo` is what `make serve` writes to .local/serve.json (`Stac
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -202,6 +203,8 @@ class StackInfo:
     runtime: str = "process"
     # the user pool's managed login, locally (local.oidc): where the page signs people in
     sign_in_url: str = ""
+    # examples/ served beside the API (local.examples): name -> URL, e.g. resource_server -> .../demo/me
+    examples: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,6 +255,7 @@ class LocalStack:
         clock_file: str | Path | None = None,
         runtime: str = "process",
         parameters: Mapping[str, str] | None = None,
+        examples: bool = False,
     ) -> None:
         """`setup` ("module:function") runs once in each execution environment before any invocation:
         for tests that install a deliberately broken variant to show a test can fail.
@@ -266,7 +270,10 @@ class LocalStack:
 
         `parameters`: template parameter overrides, as `sam deploy --parameter-overrides` takes them
         (e.g. {"DeviceAuthorizationsPerIp": "0"} for a test that starts hundreds of device flows from
-        one address)."""
+        one address).
+
+        `examples`: also serve examples/ (local.examples: the resource server at /demo/me, the web app
+        at /demo/app), as `make serve` does; `serve_examples()` adds them to a running stack."""
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if runtime == "lambda" and (setup is not None or clock_file is not None):
@@ -290,6 +297,9 @@ class LocalStack:
         self._environments: Any = None
         self._serving: threading.Thread | None = None
         self._stopped = False
+        self.examples = examples
+        self._examples: Any = None  # local.examples.Examples
+        self._examples_lock = threading.Lock()
 
     # ------------------------------------------------------------ life cycle
 
@@ -314,6 +324,8 @@ class LocalStack:
                 daemon=True,
             )
             self._serving.start()
+            if self.examples:
+                self.serve_examples()
             if self.info_file is not None:
                 _write_private_json(self.info_file, self.info.to_dict())
         except BaseException:
@@ -334,6 +346,8 @@ class LocalStack:
         if self._environments is not None:
             with contextlib.suppress(Exception):
                 self._environments.close()
+        if self._examples is not None:
+            self._examples.close()
         if self._login is not None:
             with contextlib.suppress(Exception):
                 self._login.stop()
@@ -378,7 +392,50 @@ class LocalStack:
                 pids += [int(pid) for pid in self._environments.pids()]
             else:
                 pids += [int(process.pid) for process, _ in getattr(self._environments, "_all", [])]
+        if self._examples is not None:
+            pids += self._examples.pids()
         return pids
+
+    def serve_examples(self) -> dict[str, str]:
+        """Serve examples/ beside the API (once; again: the same): their routes join the gateway's, their
+        functions run in environments of their own (local.examples). Name -> URL."""
+        from local import examples
+
+        with self._examples_lock:
+            if self._examples is not None:
+                return dict(self._examples.urls)
+            if self.info is None or self._front is None or self._front.gateway is None:
+                raise RuntimeError("start the stack before serving the examples")
+            info = self.info
+            import boto3
+
+            from authcore.store import Store
+
+            ddb = boto3.client(
+                "dynamodb",
+                endpoint_url=info.aws_endpoint_url,
+                region_name=info.region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            examples.register_web_client(Store(ddb, info.table_name))
+            audience = next(
+                (f["environment"].get("ACCESS_TOKEN_AUDIENCE", "") for f in info.functions.values()), ""
+            )
+            served = examples.start(
+                info.api_url,
+                local_aws_environment(info.aws_endpoint_url),
+                audience=audience,
+                passthrough={k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ},
+            )
+            gateway = self._front.gateway
+            kept = [*gateway.router.targets, *([gateway.router.default] if gateway.router.default else [])]
+            self._front.gateway = dataclasses.replace(gateway, router=Router([*kept, *served.targets]))
+            self._examples = served
+            self.info = dataclasses.replace(
+                info, functions={**info.functions, **served.functions}, examples=dict(served.urls)
+            )
+            return dict(served.urls)
 
     # ------------------------------------------------------------ steps
 
@@ -475,6 +532,12 @@ class LocalStack:
         sm = session.client("secretsmanager", endpoint_url=endpoint)
         self._secrets(sm, template, resolver)
         resolver.refs["HttpApi"] = "local"
+        for logical_id, resource in template["Resources"].items():  # the access log: the gateway's lines
+            if isinstance(resource, dict) and resource.get("Type") == "AWS::Logs::LogGroup":
+                resolver.refs[logical_id] = f"/local/{logical_id}"
+                resolver.attributes[(logical_id, "Arn")] = (
+                    f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/local/{logical_id}"
+                )
         per_function = function_environments(template, resolver, endpoint)
         for variables in per_function.values():
             if variables.get("AUTH_ISSUER") == issuer:  # on AWS the issuer's discovery document says where
@@ -725,6 +788,8 @@ class LocalStack:
         )
 
     def _invoke(self, target: Target, event: dict[str, Any]) -> dict[str, Any]:
+        if self._examples is not None and self._examples.serves(target):
+            return self._examples.invoke(target, event)  # type: ignore[no-any-return]
         result: dict[str, Any] = self._environments.invoke(
             target.code_uri, target.handler, event, target.function
         )

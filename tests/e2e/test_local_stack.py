@@ -691,6 +691,12 @@ def test_serve_stops_on_a_signal_and_leaves_no_process_behind(
     assert info["api_url"] in out
     # what the admin command and the README's examples need, printed (issue #12 item 4)
     assert info["table_name"] in out and info["keys_secret_id"] in out and info["demo"]["sub"] in out
-    assert '"GET /oauth/token"' in err
-    assert secret not in out + err
+    # the terminal: a short line per request, the raw JSON in the log file the summary names (#12 item 8)
+    assert any(line.startswith("GET /oauth/token 400") for line in err.splitlines()), err
+    assert "audit" not in err and '"_aws"' not in out + err and '"level"' not in out  # no JSON walls
+    raw = (tmp_path / "serve.log").read_text()
+    assert str(tmp_path / "serve.log") in out
+    records = [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
+    assert any(r.get("routeKey") == "GET /oauth/token" for r in records)  # the access lines, whole
+    assert secret not in out + err + raw
     assert "Traceback" not in out + err
