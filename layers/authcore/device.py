@@ -109,7 +109,14 @@ def _quotas(ctx: Context, requester: Requester, client: ClientRecord) -> list[Qu
     quotas = []
     address = address_of(requester.ip)
     if s.device_authorizations_per_ip and address is not None:
-        quotas.append(Quota(f"device#{address}", window, s.device_authorizations_per_ip, end, "address"))
+        shards = s.device_authorizations_address_shards
+        if shards > 1:  # one address behind which a whole company sits (a NAT): spread its counter too
+            counter = f"device#{address}#{secrets.randbelow(shards)}"
+            quotas.append(
+                Quota(counter, window, -(-s.device_authorizations_per_ip // shards), end, "address")
+            )
+        else:
+            quotas.append(Quota(f"device#{address}", window, s.device_authorizations_per_ip, end, "address"))
     per_client = policy(client, s).device_authorizations_per_window
     if per_client:
         # a random shard, each allowed its share: the limit holds within a shard's rounding (a shard may

@@ -43,6 +43,9 @@ class Settings(BaseModel):
     device_authorizations_window_seconds: int = Field(default=600, ge=10, le=86400)
     # ... and per client (ClientRecord.device_authorizations_per_window overrides it); 0: no limit
     device_authorizations_per_client: int = Field(default=60000, ge=0)
+    # Shards of each address's counter: 1 is enough while the device-code route stays under ~450/s (one
+    # item takes 1,000 writes/s); raise it with the route (docs/capacity.md). A shard's share is rounded up.
+    device_authorizations_address_shards: int = Field(default=1, ge=1, le=16)
     allowed_origins: tuple[str, ...] = ()
     client_cache_seconds: int = Field(default=60, ge=0)
     secret_cache_seconds: int = Field(default=300, ge=0)

@@ -394,6 +394,21 @@ def test_an_ipv6_host_counts_as_its_slash_64(api: Api, limited: None) -> None:
     assert ask(api, "2001:db8:0:2::1").status == 200  # another /64
 
 
+def test_a_busy_address_is_spread_over_shards_and_still_limited(
+    api: Api, account: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NAT address's counter on 4 shards of 2 each: the ninth request must meet the limit (pigeonhole),
+    no shard takes more than its share, and another address goes on."""
+    monkeypatch.setenv("DEVICE_AUTHORIZATIONS_PER_IP", "8")
+    monkeypatch.setenv("DEVICE_AUTHORIZATIONS_ADDRESS_SHARDS", "4")
+    runtime.reset()
+    answers = [ask(api, "203.0.113.50") for _ in range(9)]
+    assert any(a.status == 429 for a in answers) and sum(a.status == 200 for a in answers) <= 8
+    shards = scan_prefix("RATE#device#203.0.113.50#")
+    assert 1 <= len(shards) <= 4 and all(int(i["requests"]["N"]) <= 2 for i in shards)
+    assert ask(api, "203.0.113.51").status == 200
+
+
 def test_a_lost_answer_retried_counts_once_and_makes_one_request(api: Api, limited: None) -> None:
     before = grants_in_table()
     with lose_answers("TransactWriteItems") as lost:
