@@ -1,6 +1,6 @@
 """JSON over HTTP on urllib, and every way a request can fail turned into one readable line.
 
-The service answers errors in two dialects (see CONTRACT.md): the product envelope
+The service answers errors in two dialects (see docs/api.md): the product envelope
 ``{"status", "message", "type", "request_id", ...}`` and the OAuth one ``{"error", "error_description"}``.
 Both become an :class:`ApiError` with a ``type`` to branch on. A server that cannot be reached becomes
 :class:`Unreachable`; one that answers something other than JSON becomes :class:`BadAnswer`.

@@ -349,7 +349,7 @@ def serve(concurrency: int, log: Path, deadline: float) -> Iterator[dict[str, An
         info_file = Path(scratch) / "serve.json"
         process = subprocess.Popen(
             [sys.executable, "-m", "local.serve", "--port", "0", "--concurrency", str(concurrency),
-             "--info-file", str(info_file), "--parameter-overrides", *UNLIMITED],
+             "--info-file", str(info_file), "--no-examples", "--parameter-overrides", *UNLIMITED],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
         )  # fmt: skip
         try:

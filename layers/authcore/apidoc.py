@@ -217,7 +217,7 @@ ROUTES = (
           "A body with `\"set_cookie\": true` (from an allowed Origin only, else 403) moves the session "
           "into the cookie: the successor only in Set-Cookie, none in the body."),
     Route("POST", "/auth/logout", "Revoke the session and clear the cookie", "product",
-          None, e.RefreshRequest, (JSON,), errors=(400, 403, 422, 429, 500, 502, 504),
+          None, e.RefreshRequest, (JSON,), errors=(400, 401, 403, 422, 429, 500, 502, 504),
           body_required=False, cookie=True, answer_schema=SIGNED_OUT,
           description="Always signs out: an unknown, expired or already revoked token is no error. The "
           "refresh token comes in the JSON body or in the cookie (from an allowed Origin only)."),

@@ -1,4 +1,4 @@
-"""What the HTTP contract (CONTRACT.md) says every response looks like, as assertions shared by the
+"""What the HTTP contract (docs/api.md) says every response looks like, as assertions shared by the
 integration suites. Written from the contract, not from the code: the dialect of a route, the three
 error shapes, the headers every response carries, and what a body must never contain."""
 
@@ -80,7 +80,7 @@ LEAK_MARKERS = (
 
 
 def dialect_of(method: str, path: str) -> Dialect:
-    """CONTRACT.md, "Two error dialects"."""
+    """docs/api.md, "Three kinds of route, three dialects"."""
     if method.upper() == "GET" and path == "/oauth/token":
         return "legacy"
     if path.startswith("/auth/") or path.startswith("/oauth/device/verify"):

@@ -1,6 +1,6 @@
 """Bad input on every route: the right 4xx in the route's dialect, never a 5xx, never a stack trace.
 
-CONTRACT.md: "No route ever answers 5xx to bad input." Every case states the exact status and
+docs/api.md: "Bad input is always a 4xx in the route's dialect, never a 5xx". Every case states the exact status and
 `error`/`type`; product 422s must locate the field in `details`. Each route is described once (a
 well-formed body, what it answers, what each field answers when missing or unknown) and the cases
 are generated from that description.
@@ -257,7 +257,7 @@ def judge(
     )
 
 
-INVALID: Outcome = (400, "invalid_request")  # in both dialects: CONTRACT.md's product table and RFC 6749
+INVALID: Outcome = (400, "invalid_request")  # in both dialects: docs/api.md's product table and RFC 6749
 
 
 # ---------------------------------------------------------------- the body as a whole
@@ -889,7 +889,7 @@ def test_legacy_get_query(api: Api, account: aws.Seed, query: str, expected: Out
 
 
 def test_product_422_locates_the_missing_device_code(api: Api, account: aws.Seed) -> None:
-    """CONTRACT.md's example, exactly."""
+    """docs/api.md's example, exactly."""
     result, event = send(api, BY_NAME["exchange"], json.dumps({"client_id": "demo-cli"}))
     body = judge(result, event, BY_NAME["exchange"], SCHEMA, "device_code")
     assert body["message"]

@@ -1,4 +1,4 @@
-"""The DynamoDB round-trip budget (DESIGN.md), counted with a botocore event hook, and faults of
+"""The DynamoDB round-trip budget (docs/design.md), counted with a botocore event hook, and faults of
 DynamoDB and Secrets Manager injected at the boto3 boundary: the right answer, and nothing half-written."""
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def raising(exc: BaseException, operation: str) -> Iterator[None]:
         events.unregister("before-call.dynamodb", hook)
 
 
-DIALECT_500 = {  # (method, path) -> (status, error) for an unexpected fault, CONTRACT.md's three dialects
+DIALECT_500 = {  # (method, path) -> (status, error) for an unexpected fault, docs/api.md's three dialects
     ("POST", "/oauth/token"): (500, "server_error"),
     ("POST", "/auth/device/exchange"): (500, "internal_error"),
     ("GET", "/oauth/token"): (500, "server_error"),

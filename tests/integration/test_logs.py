@@ -1,5 +1,5 @@
-"""Logs never contain a token, code, secret, cookie or query string (DESIGN.md; CONTRACT.md: "Query
-strings hold secrets here: they are never logged").
+"""Logs never contain a token, code, secret, cookie or query string (docs/design.md; docs/api.md: "query
+strings end up in browser history and proxy logs; this service never logs them").
 
 One test runs everything a login touches, success and error paths, through the handlers: device
 authorization, verification (GET and POST, typed in lower case), polling (pending, slow_down), both

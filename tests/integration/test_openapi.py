@@ -205,7 +205,7 @@ def test_every_error_status_of_a_dialect_is_one_the_table_speaks() -> None:
     for route in apidoc.ROUTES:
         for status in route.errors:
             if route.dialect == "oauth":
-                spoken = {s.oauth_status for s in errors.TABLE.values()} | {429}  # 429: CONTRACT.md, per IP
+                spoken = {s.oauth_status for s in errors.TABLE.values()} | {429}  # 429: docs/api.md, per IP
             elif route.dialect == "legacy":
                 spoken = {min(s.oauth_status, 500) for s in errors.TABLE.values()}
             else:

@@ -98,7 +98,7 @@ USERS = {  # name -> (claims attribute of aws.Seed, organization id -> (name, ro
     "nobody": ("lonely_user", {}),
 }
 
-# kind -> (OAuth status, OAuth error, product status, product type): CONTRACT.md's tables
+# kind -> (OAuth status, OAuth error, product status, product type): docs/api.md's tables
 SPOKEN = {
     "invalid_grant": (400, "invalid_grant", 401, "invalid_grant"),
     "invalid_scope": (400, "invalid_scope", 403, "access_denied"),

@@ -1,4 +1,4 @@
-"""authcore.errors.TABLE against CONTRACT.md, and render_problem's exact bodies and headers per dialect.
+"""authcore.errors.TABLE against docs/api.md, and render_problem's exact bodies and headers per dialect.
 
 The contract's tables are copied here by hand, on purpose: the test compares the code to the document,
 not the code to itself.
@@ -14,7 +14,7 @@ import pytest
 
 from authcore import errors, http
 
-# CONTRACT.md, product dialect: status -> type values.
+# docs/api.md, product dialect: status -> type values.
 PRODUCT_TABLE = {
     "invalid_request": 400,
     "authorization_pending": 400,
@@ -33,7 +33,7 @@ PRODUCT_TABLE = {
     "bad_gateway": 502,
     "gateway_timeout": 504,
 }
-# CONTRACT.md, OAuth dialect: every `error`, status 400 except these.
+# docs/api.md, OAuth dialect: every `error`, status 400 except these.
 OAUTH_ERRORS = {
     "invalid_request": 400,
     "invalid_client": 401,
@@ -194,7 +194,7 @@ def test_every_problem_renders_in_every_dialect(kind: str, dialect: http.Dialect
     else:
         # GET /oauth/token always has its route, and is never a device authorization request
         if kind not in (NO_SUCH_ROUTE, ADDRESS_LIMIT):
-            assert status in {400, 401, 500}  # CONTRACT.md: legacy errors are 400/401/500
+            assert status in {400, 401, 500}  # docs/api.md: legacy errors are 400/401/500
         assert status == min(spoken.oauth_status, 500)
         assert body["success"] is False and body["errorCode"] == spoken.oauth_error
         assert body["errorDetails"] == [PROBLEMS[kind].default_message]
@@ -223,7 +223,7 @@ def test_retry_after_on_429_and_503(
 @pytest.mark.parametrize("dialect", ["oauth", "product"])
 @pytest.mark.parametrize("kind", sorted(errors.TABLE))
 def test_every_429_and_503_carries_retry_after(kind: str, dialect: http.Dialect) -> None:
-    """CONTRACT.md: 429 is "always with Retry-After"; temporarily_unavailable is "503 with Retry-After".
+    """docs/api.md ("Retry-After"): with every product 429 and every OAuth 503 temporarily_unavailable.
     Whoever raises the problem, with or without a retry_after, the answer carries the header (the layer
     raises some without one, e.g. DependencyFailed when the key set is unreadable)."""
     status, headers, _ = render(PROBLEMS[kind](), dialect)
@@ -232,7 +232,7 @@ def test_every_429_and_503_carries_retry_after(kind: str, dialect: http.Dialect)
 
 
 def test_slow_down_carries_the_new_interval() -> None:
-    """CONTRACT.md / RFC 8628 §3.5: the body carries the new "interval"."""
+    """docs/api.md / RFC 8628 §3.5: the body carries the new "interval"."""
     status, _, body = render(errors.SlowDown(retry_after=10, interval=10), "oauth")
     assert status == 400
     assert body["error"] == "slow_down" and body["interval"] == 10
