@@ -6,6 +6,7 @@
     python -m authcore.admin sessions list --user SUB | sessions revoke --user SUB | --org ORG | --client ID
     python -m authcore.admin orgs create --name "Acme" [--id acme] | orgs list
     python -m authcore.admin members add --user SUB --org ORG_ID [--role member] | members list --user SUB
+    python -m authcore.admin members remove --user SUB --org ORG_ID
     python -m authcore.admin keys rotate | keys publish | keys show
 
 Environment: TABLE_NAME, KEYS_SECRET_ID, JWKS_SECRET_ID (the public key set, for `keys rotate` and
@@ -259,6 +260,11 @@ def _parser() -> argparse.ArgumentParser:
     madd.add_argument("--org", required=True)
     madd.add_argument("--role", default="member")
     members.add_parser("list", help="a user's organizations").add_argument("--user", required=True)
+    mremove = members.add_parser(
+        "remove", help="take a user out of an organization (their sessions there: sessions revoke --org)"
+    )
+    mremove.add_argument("--user", required=True)
+    mremove.add_argument("--org", required=True)
 
     sess = sub.add_parser("sessions", help="people's sessions").add_subparsers(dest="action", required=True)
     sess.add_parser("list", help="a user's live sessions").add_argument("--user", required=True)
@@ -321,6 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = _store()
         if args.action == "add":
             result = add_member(store, args.user, args.org, args.role)
+        elif args.action == "remove":
+            if not store.delete_membership(args.user, args.org):
+                raise SystemExit(f"error: {args.user!r} is not a member of {args.org!r}")
+            result = {"user_id": args.user, "org_id": args.org, "removed": True}
         else:
             result = [asdict(m) for m in store.memberships(args.user)]
     elif args.area == "sessions":

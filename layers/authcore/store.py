@@ -329,6 +329,20 @@ class Store:
             ),
         )
 
+    def delete_membership(self, user_id: str, org_id: str) -> bool:
+        """Admin only (no function may delete). False when there was no such membership."""
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key=_to_ddb({"pk": f"USER#{user_id}", "sk": f"ORG#{org_id}"}),
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
     def memberships(self, user_id: str) -> list[Membership]:
         response = self.client.query(
             TableName=self.table,

@@ -591,3 +591,17 @@ def test_an_idle_expired_family_is_refused_with_a_message_that_says_so(
     assert raw_item(TABLE, f"GRANT#{grant_of(signed['refresh_token'])}", "GRANT") == before  # nothing written
     assert introspect(api, account, again.json()["refresh_token"]) == {"active": False}
     assert introspect(api, account, again.json()["access_token"]) == {"active": False}
+
+
+def test_the_operator_takes_a_person_out_of_an_organization(
+    api: Api, account: Seed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """admin members remove: the README's own `members add` example can be undone (issue #12 item 6)."""
+    removed = run_admin(capsys, "members", "remove", "--user", "user-2", "--org", "globex")
+    assert removed == {"user_id": "user-2", "org_id": "globex", "removed": True}
+    assert [m["org_id"] for m in run_admin(capsys, "members", "list", "--user", "user-2")] == ["acme"]
+    started = api.device_code()
+    refused = api.approve(started["user_code"], account.multi_user, organization_id="globex")
+    assert_error_in(refused, "product", status=403, error="access_denied")
+    with pytest.raises(SystemExit, match="is not a member"):
+        admin.main(["members", "remove", "--user", "user-2", "--org", "globex"])
