@@ -27,6 +27,7 @@ help:
 	@echo "make test    run every test"
 	@echo "make invoke  FN=TokenFunction EVENT=events/token.device_pending.json: one event through the real Lambda runtime (docs/invoke.md)"
 	@echo "make admin ARGS='clients list'   the admin command (against make serve's stack unless TABLE_NAME is set)"
+	@echo "make openapi  write openapi.json from the models; make bench-cpu: CPU and memory beside a floor (bench/README.md)"
 	@echo "make lint    ruff + mypy; make bench: the load benchmark; make clean"
 	@echo "make soak    the lifecycle model test, long (SOAK_STEPS=100000, SOAK_SEED=N to repeat a run)"
 	@echo "make mutate  mutation testing of the layer before a release (MODULES='store tokens'; docs/mutation.md)"
@@ -63,7 +64,7 @@ format: $(VENV)/.synced
 	$(VENV)/bin/ruff check --fix .
 
 openapi: $(VENV)/.synced
-	PYTHONPATH=layers $(VENV)/bin/python -m authcore.apidoc > openapi.json
+	$(VENV)/bin/python -m local.openapi > openapi.json.tmp && mv openapi.json.tmp openapi.json || { rm -f openapi.json.tmp; exit 1; }
 
 clean:
 	rm -rf $(VENV) .tools .aws-sam .local test-output

@@ -122,7 +122,7 @@ def start(
 
 def register_web_client(store: Any) -> None:
     """The public client the web app signs in as (once: a stack that already has it keeps it)."""
-    from authcore import admin
+    from local import admin
 
     if store.get_client(WEB_CLIENT_ID) is None:
         admin.create_client(

@@ -10,7 +10,7 @@
    and TTL), the secrets (the key set secret gets a fresh key set and the public key set secret its JWKS,
    as the rotation function would write them), and the Cognito user pool and app client (their
    properties as the template sets them);
-4. seeds, through `authcore.admin`, a public client, a confidential client, an organization, and a
+4. seeds, through `local.admin`, a public client, a confidential client, an organization, and a
    confirmed demo user in the user pool whose `sub` is a member of that organization;
 5. starts the functions' execution environments with the template's environment variables resolved to
    these resources: `local.workers.Environments` (processes, one invocation at a time each, every function
@@ -469,9 +469,10 @@ class LocalStack:
         try:
             import boto3
 
-            from authcore import admin, keyrotation
+            from authcore import keyrotation
             from authcore.store import Store
             from authcore.tokens import KeySet
+            from local import admin
         finally:
             endpoint = str(booting.wait())
         self._mark("aws endpoint", started)

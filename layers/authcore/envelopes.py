@@ -11,7 +11,15 @@ Secretish = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 ScopeText = Annotated[str, StringConstraints(max_length=1024)]
 
 
-class _In(BaseModel):
+class _Envelope(BaseModel):
+    """Every envelope's validator and serializer are built on its first use (pydantic's defer_build),
+    not when this module is imported: a function builds only the envelopes it parses and answers with
+    (bench/README.md). `runtime.prime` builds them all ahead of a SnapStart snapshot."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class _In(_Envelope):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 
@@ -62,7 +70,7 @@ class TokenHintRequest(_In):
 # ---------------------------------------------------------------- responses
 
 
-class DeviceAuthorizationResponse(BaseModel):
+class DeviceAuthorizationResponse(_Envelope):
     device_code: str
     user_code: str
     verification_uri: str
@@ -71,18 +79,18 @@ class DeviceAuthorizationResponse(BaseModel):
     interval: int
 
 
-class ClientOut(BaseModel):
+class ClientOut(_Envelope):
     id: str
     name: str
 
 
-class OrganizationChoice(BaseModel):
+class OrganizationChoice(_Envelope):
     id: str
     name: str
     role: str
 
 
-class DeviceOut(BaseModel):
+class DeviceOut(_Envelope):
     """The device that asked, as the service saw it (RFC 8628 §5.4: let the person check it is theirs).
     A member is null when it is not known."""
 
@@ -93,7 +101,7 @@ class DeviceOut(BaseModel):
     requested_at: str | None = None
 
 
-class VerifyInfoResponse(BaseModel):
+class VerifyInfoResponse(_Envelope):
     keep_nulls: ClassVar[bool] = True  # device members and same_network are null when unknown
 
     user_code: str
@@ -106,12 +114,12 @@ class VerifyInfoResponse(BaseModel):
     same_network: bool | None = None  # the approving browser and the device: same address, /24 or /56
 
 
-class NamedOut(BaseModel):
+class NamedOut(_Envelope):
     id: str
     name: str
 
 
-class SessionOut(BaseModel):
+class SessionOut(_Envelope):
     """One live session (a refresh family): what it is, whose, and the device that started it."""
 
     id: str
@@ -124,39 +132,39 @@ class SessionOut(BaseModel):
     device: DeviceOut = Field(default_factory=DeviceOut)
 
 
-class SessionsResponse(BaseModel):
+class SessionsResponse(_Envelope):
     keep_nulls: ClassVar[bool] = True  # `next` is null on the last page; device members when unknown
 
     sessions: list[SessionOut]
     next: str | None = None
 
 
-class SessionRevokedResponse(BaseModel):
+class SessionRevokedResponse(_Envelope):
     status: Literal["revoked"] = "revoked"
 
 
-class SessionsRevokedResponse(BaseModel):
+class SessionsRevokedResponse(_Envelope):
     status: Literal["revoked"] = "revoked"
     count: int
 
 
-class VerifyDecisionResponse(BaseModel):
+class VerifyDecisionResponse(_Envelope):
     status: Literal["approved", "denied"]
 
 
-class UserOut(BaseModel):
+class UserOut(_Envelope):
     id: str
     email: str
     name: str
 
 
-class OrganizationOut(BaseModel):
+class OrganizationOut(_Envelope):
     id: str
     name: str
     role: str
 
 
-class OAuthTokenResponse(BaseModel):
+class OAuthTokenResponse(_Envelope):
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int
@@ -169,7 +177,7 @@ class ProductTokenResponse(OAuthTokenResponse):
     organization: OrganizationOut
 
 
-class LegacyTokenData(BaseModel):
+class LegacyTokenData(_Envelope):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     refresh_token: str | None = None
@@ -178,12 +186,12 @@ class LegacyTokenData(BaseModel):
     expires_at: str
 
 
-class LegacySuccess(BaseModel):
+class LegacySuccess(_Envelope):
     success: Literal[True] = True
     data: LegacyTokenData
 
 
-class IntrospectionResponse(BaseModel):
+class IntrospectionResponse(_Envelope):
     model_config = ConfigDict(extra="forbid")
     active: bool
     scope: str | None = None
@@ -200,13 +208,13 @@ class IntrospectionResponse(BaseModel):
     org_id: str | None = None
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Envelope):
     loc: list[str | int]
     msg: str
     type: str
 
 
-class ProductError(BaseModel):
+class ProductError(_Envelope):
     status: int
     message: str
     type: str
@@ -214,14 +222,21 @@ class ProductError(BaseModel):
     request_id: str
 
 
-class OAuthError(BaseModel):
+class OAuthError(_Envelope):
     error: str
     error_description: str
     interval: int | None = None
 
 
-class LegacyError(BaseModel):
+class LegacyError(_Envelope):
     success: Literal[False] = False
     errorMessage: str
     errorDetails: list[str]
     errorCode: str
+
+
+def build_all() -> None:
+    """Build every envelope's validator and serializer now (`runtime.prime`, ahead of a snapshot)."""
+    for value in list(globals().values()):
+        if isinstance(value, type) and issubclass(value, _Envelope) and value not in (_Envelope, _In):
+            value.model_rebuild(force=True)

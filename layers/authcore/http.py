@@ -14,7 +14,7 @@ import traceback
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -24,12 +24,18 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from pydantic import BaseModel, ValidationError
 
 from authcore import clock, errors, routes, runtime
-from authcore.clients import Caller
-from authcore.device import Requester
-from authcore.envelopes import ErrorDetail, LegacyError, OAuthError, ProductError, RefreshRequest
-from authcore.issuance import Context
+from authcore.envelopes import ErrorDetail, LegacyError, OAuthError, ProductError
 from authcore.observability import logger, metrics, tracer
 from authcore.settings import ConfigurationError
+
+# The flows' types are imported where a request needs them, not here: every function imports this
+# module, and they bring the store, boto3 and the key handling, which the page, for one, never uses.
+# A function that uses them has them already (its handler imports `device` or `sessions`).
+if TYPE_CHECKING:
+    from authcore.clients import Caller
+    from authcore.device import Requester
+    from authcore.envelopes import RefreshRequest
+    from authcore.issuance import Context
 
 MAX_BODY_BYTES = 16 * 1024
 JSON = "application/json"
@@ -195,10 +201,12 @@ def entrypoint(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], d
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return app.resolve(event, context)
 
-    return lambda_handler  # type: ignore[no-any-return]
+    return lambda_handler
 
 
 def context(app: APIGatewayHttpResolver) -> Context:
+    from authcore.issuance import Context
+
     settings = runtime.settings()
     issuer = settings.issuer
     if not issuer:
@@ -262,9 +270,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (RFC 8259)")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # json.loads would build one per call
+
+
 def _json_object(text: str) -> dict[str, Any]:
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = _DECODER.decode(text)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
         raise errors.InvalidRequest("The body is not valid JSON.") from None
     if not isinstance(data, dict):
@@ -371,6 +382,8 @@ def caller(
 ) -> Caller:
     """What this request says of its client: id and secret (body or HTTP Basic) and X-Client-Version.
     The flows decide what that admits (clients.admit)."""
+    from authcore.clients import Caller
+
     cid, secret, basic = client_credentials(app, client_id, client_secret)
     return Caller(client_id=cid, secret=secret, basic=basic, version=header(app, "x-client-version"))
 
@@ -420,6 +433,8 @@ def requester(app: APIGatewayHttpResolver) -> Requester:
     """Who sent this request, as far as the edge says: source IP (API Gateway's, not a header a client
     could set), User-Agent, X-Client-Version, and CloudFront's viewer country and city when the
     deployment says a distribution sits in front (TRUST_EDGE_HEADERS)."""
+    from authcore.device import Requester
+
     event = app.current_event
     edge = runtime.settings().trust_edge_headers
     viewer = _viewer_address(header(app, "cloudfront-viewer-address")) if edge else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # A rotation (or a device-code redemption) whose answer was lost must recognise itself when it comes
 # again, within the grace, or the retry looks like reuse and ends the session:
@@ -24,6 +24,9 @@ class ConfigurationError(RuntimeError):
 
 
 class Settings(BaseModel):
+    # Validated on first use, not at import: the page's function never reads it (bench/README.md).
+    model_config = ConfigDict(defer_build=True)
+
     table_name: str = Field(min_length=3)
     keys_secret_id: str = Field(min_length=1)
     issuer: str = ""

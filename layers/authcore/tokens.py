@@ -24,11 +24,22 @@ import struct
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+# pyjwt (with every algorithm it supports) and cryptography's key handling are imported where a key or a
+# JWT is handled, not with this module: most functions import it only for codes and digests, and these
+# two cost about 90 ms of CPU at a cold start (bench/README.md). `jwt_module()` imports pyjwt ahead.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+
+def jwt_module() -> ModuleType:
+    """pyjwt, imported on first use."""
+    import jwt
+
+    return jwt
+
 
 DEVICE_CODE_PREFIX = "dc"
 REFRESH_TOKEN_PREFIX = "rt"
@@ -39,6 +50,7 @@ ACCESS_TOKEN_TYPE = "at+jwt"
 _GRANT_ID_HEX = 32
 _SECRET_LENGTH = 43  # base64url of 32 bytes, unpadded
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_HEX = frozenset("0123456789abcdef")
 
 
 def _b64url(raw: bytes) -> str:
@@ -61,7 +73,7 @@ def grant_id_of(token: str, prefix: str) -> str | None:
     grant_id, sep2, secret = rest.partition("_")
     if head != prefix or not sep or not sep2 or len(grant_id) != _GRANT_ID_HEX:
         return None
-    if any(c not in "0123456789abcdef" for c in grant_id) or any(c not in _B64URL for c in secret):
+    if not _HEX.issuperset(grant_id) or not _B64URL.issuperset(secret):
         return None
     return grant_id
 
@@ -94,7 +106,7 @@ def parse_refresh_token(text: str) -> RefreshToken | None:
     if not text.startswith(prefix) or len(text) > _RT_MAX_CHARS:
         return None
     body = text[len(prefix) :]
-    if any(c not in _B64URL for c in body):
+    if not _B64URL.issuperset(body):  # (a set's own loop: a request's hot path parses one of these)
         return None
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
@@ -212,6 +224,9 @@ def public_jwk(public: ec.EllipticCurvePublicKey, kid: str | None = None) -> dic
 
 
 def new_signing_key(now: int, status: str) -> dict[str, Any]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     private = ec.generate_private_key(ec.SECP256R1())
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -262,6 +277,9 @@ class KeySet:
 
     @classmethod
     def parse(cls, raw: str | dict[str, Any]) -> KeySet:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         doc = json.loads(raw) if isinstance(raw, str) else raw
         master = base64.urlsafe_b64decode(doc["hmac_key"] + "=" * (-len(doc["hmac_key"]) % 4))
         if len(master) < 32:
@@ -313,6 +331,8 @@ def sign_access_token(
         "sid": grant_id,
     }
     headers = {"kid": keyset.signing_kid, "typ": ACCESS_TOKEN_TYPE}
+    import jwt
+
     return jwt.encode(claims, keyset.signing_key, algorithm=SIGNING_ALGORITHM, headers=headers)
 
 
@@ -332,6 +352,8 @@ def verify_access_token(
     """Verify with a pinned algorithm and a known kid: never `none`, never a symmetric algorithm.
     Times (``exp``, ``nbf``, ``iat``) are judged against ``now`` (the service's clock; default the wall
     clock), so every expiry in the service is decided by one clock."""
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:

@@ -185,8 +185,8 @@ NewUser = Callable[..., CognitoUser]
 
 @pytest.fixture(scope="session")
 def new_user(stack: StackInfo) -> NewUser:
-    from authcore import admin
     from authcore.store import Store
+    from local import admin
 
     store = Store(
         boto3.client(

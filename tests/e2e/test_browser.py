@@ -34,8 +34,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from authcore import admin
 from authcore.store import Store
+from local import admin
 from local.stack import StackInfo
 from tests.e2e import flows
 from tests.e2e.conftest import ClockedStack, CognitoUser, NewUser

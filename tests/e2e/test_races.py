@@ -25,9 +25,10 @@ from typing import Any
 import boto3
 import pytest
 
-from authcore import admin, tokens
+from authcore import tokens
 from authcore.settings import Settings
 from authcore.store import Store
+from local import admin
 from local.lambda_host import http_event
 from local.moto_server import MotoServer
 from local.workers import Environments

@@ -71,9 +71,7 @@ SKIP: dict[str, str] = {
     r"^make bench-forged(\s|$)": "the forged-token benchmark: about 2 minutes; a benchmark, not a test",
 }
 # regex -> reason: commands that fail today for a known, reported reason (strict: fixed, the entry must go)
-KNOWN_BROKEN: dict[str, str] = {
-    r"^python -m authcore\.admin keys rotate$": "issue #12 item 3: `No module named 'authcore'` from the repository root",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 # Text in a command that stands for something of the reader's own -> what the test puts there.
 PLACEHOLDERS: dict[str, str] = {
     "http://127.0.0.1:3000": "api_url",  # make serve's default address: the test's stack
@@ -277,7 +275,7 @@ class Reader:
 
     def acme_client_id(self) -> str:
         if "acme" not in self.values:
-            from authcore import admin
+            from local import admin
 
             created = admin.create_client(
                 self.store(),

@@ -186,7 +186,7 @@ def test_each_function_started_cold_once_and_stayed_warm(runtime: Runtime) -> No
         invoked += 1
         cold = [line for line in reports if "Init Duration" in line]
         assert len(cold) == 1, f"{name}: {len(cold)} cold starts in {len(reports)} invocations"
-        assert "Memory Size: 512 MB" in reports[0], reports[0]  # the template's MemorySize
+        assert "Memory Size: 1024 MB" in reports[0], reports[0]  # the template's MemorySize
     assert invoked >= 1
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import boto3
 import pytest
 
-from authcore import admin
 from authcore.store import Store
+from local import admin
 from local.lambda_host import HttpResult, http_event
 from tests.conftest import ORIGIN, TABLE, Api
 from tests.integration.contract import assert_common, assert_error, dialect_of, shared_account

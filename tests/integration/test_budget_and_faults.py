@@ -185,7 +185,7 @@ def test_refresh_faults_leave_the_family_unchanged(api: Api, account: Seed, kind
 
 
 def test_a_client_created_after_a_miss_works_at_once(warm: Api) -> None:
-    from authcore import admin
+    from local import admin
 
     assert warm.call("POST", "/oauth/device/code", form={"client_id": "late-cli"}).status == 401
     admin.create_client(

@@ -11,10 +11,11 @@ import boto3
 import jwt
 import pytest
 
-from authcore import admin, settings, tokens
+from authcore import settings, tokens
 from authcore.clock import Manual
 from authcore.runtime import BOTO_CONFIG
 from authcore.store import Store
+from local import admin
 from local import template as tpl
 from tests.conftest import GRACE, ISSUER, ORIGIN, SECRET, TABLE, Api, LogCapture
 from tests.integration.test_device_flow import assert_oauth_error, assert_product_error

@@ -15,8 +15,8 @@ import jwt
 import pytest
 from botocore.exceptions import ClientError
 
-from authcore import admin, keyrotation, runtime, tokens
-from local import lambda_host
+from authcore import keyrotation, runtime, tokens
+from local import admin, lambda_host
 from tests.conftest import ISSUER, SECRET, Api
 from tests.integration.contract import assert_error_in
 from tests.support import aws

@@ -367,7 +367,8 @@ def test_the_client_cache_serves_a_client_for_its_ttl_and_never_caches_a_miss(
 ) -> None:
     """clients.ClientRegistry with CLIENT_CACHE_SECONDS > 0 (the tests run with 0): one read per client per
     ttl; a client created after a miss is found at once; a disabled client is seen after the ttl."""
-    from authcore import admin, clients
+    from authcore import clients
+    from local import admin
 
     clock = MonotonicClock()
     monkeypatch.setattr(clients, "time", clock)
@@ -460,7 +461,7 @@ def test_introspection_answers_every_field_of_both_tokens(api: Api, account: See
 
 def test_only_an_introspection_client_sees_other_clients_tokens(api: Api, account: Seed) -> None:
     """RFC 7662 §4: a confidential client not registered for introspection sees its own tokens only."""
-    from authcore import admin
+    from local import admin
 
     created = admin.create_client(
         runtime.store(), name="Worker", client_type="confidential", grant_types=["device_code", "refresh_token"],

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from authcore import apidoc, discovery, errors, http, routes
+from authcore import discovery, errors, http, routes
 from authcore.clients import DEVICE_GRANT, REFRESH_GRANT
+from local import openapi as apidoc
 from local import template as tpl
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from authcore import admin, runtime
+from authcore import runtime
+from local import admin
 from tests.conftest import Api
 from tests.support.aws import Seed
 

@@ -18,9 +18,9 @@ import jsonschema
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from authcore import admin, keyrotation, runtime, security_events
+from authcore import keyrotation, runtime, security_events
 from authcore.clock import Manual
-from local import lambda_host
+from local import admin, lambda_host
 from local.template import load_template
 from tests.conftest import GRACE, SECRET, TABLE, Api
 from tests.support import aws, forge

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from authcore import admin, runtime, store
 from authcore import clock as service_clock
+from authcore import runtime, store
 from authcore.clock import Manual
 from authcore.issuance import iso
+from local import admin
 from tests.conftest import IDP, ORIGIN, TABLE, Api, LogCapture
 from tests.integration.contract import assert_error_in
 from tests.support.aws import Seed, count_dynamodb, lose_answers, raw_item

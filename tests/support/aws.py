@@ -12,9 +12,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from authcore import admin, keyrotation, runtime
+from authcore import keyrotation, runtime
 from authcore.store import Store
 from authcore.tokens import KeySet
+from local import admin
 from local import template as tpl
 
 REGION = "us-east-1"

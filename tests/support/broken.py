@@ -39,6 +39,7 @@ def check_then_act_redeem(barrier: Barrier) -> None:
         refresh_digest: str | None,
         family_expires_at: int,
         ttl: int,
+        **policy: Any,  # the client's lifetimes (access_ttl, idle_timeout, rotation_grace): not the race
     ) -> Grant:
         grant = self.get_grant(grant_id)
         barrier.wait()  # every racer of the round has read the grant; none has written

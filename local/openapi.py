@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the HTTP API, built from the pydantic models of `envelopes`.
 
-`python -m authcore.apidoc > openapi.json` writes it (`make openapi`); a test fails when the committed
+`.venv/bin/python -m local.openapi > openapi.json` writes it (`make openapi`); a test fails when the committed
 file has drifted from the models, when a route here is not a route of template.yaml, and when a route
 of `authcore.routes` has no description here (`build` refuses to describe a different list).
 
@@ -11,6 +11,8 @@ What it says beyond the bodies, so that tools can drive the API (tests/e2e/test_
   value is an absent one; JSON bodies keep the models' nulls;
 - links between operations: device code -> verification, polling and exchange; tokens -> refresh,
   revocation and introspection.
+
+A tool, not part of the layer that ships to Lambda (docs/design.md).
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ import copy
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "layers") not in sys.path:  # the layer's modules, as the functions have them
+    sys.path.append(str(ROOT / "layers"))
 
-from authcore import envelopes as e
-from authcore import routes
-from authcore.clients import DEVICE_GRANT, REFRESH_GRANT
-from authcore.errors import TABLE
-from authcore.http import BASE_HEADERS, LEGACY_HEADERS, MAX_BODY_BYTES, REFRESH_COOKIE
+from pydantic import BaseModel  # noqa: E402
+
+from authcore import envelopes as e  # noqa: E402
+from authcore import routes  # noqa: E402
+from authcore.clients import DEVICE_GRANT, REFRESH_GRANT  # noqa: E402
+from authcore.errors import TABLE  # noqa: E402
+from authcore.http import BASE_HEADERS, LEGACY_HEADERS, MAX_BODY_BYTES, REFRESH_COOKIE  # noqa: E402
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -273,7 +280,7 @@ def check_routes() -> None:
         missing = [s for s in served if s not in described]
         extra = [d for d in described if d not in served]
         raise UndescribedRoute(
-            f"apidoc.ROUTES must describe authcore.routes.ROUTES, in order: not described {missing}, "
+            f"local.openapi.ROUTES must describe authcore.routes.ROUTES, in order: not described {missing}, "
             f"not served {extra}"
         )
 
