@@ -53,6 +53,7 @@ from botocore.exceptions import (  # noqa: E402
 
 from authcore import keyrotation, sessions, tokens  # noqa: E402
 from authcore.clients import DEVICE_GRANT, POLICY_BOUNDS, REFRESH_GRANT  # noqa: E402
+from authcore.settings import MIN_IDLE_TIMEOUT_SECONDS  # noqa: E402
 from authcore.store import ClientRecord, Grant, Membership, Organization, Store  # noqa: E402
 
 INFO_FILE = ROOT / ".local" / "serve.json"  # written by `make serve`
@@ -174,6 +175,11 @@ def checked_policy(policy: dict[str, int]) -> dict[str, int]:
     """Per-client lifetimes and limits, each within the bounds the deployment's settings have."""
     for name, value in policy.items():
         low, high = POLICY_BOUNDS[name]
+        if name == "refresh_idle_timeout_seconds" and 0 < value < MIN_IDLE_TIMEOUT_SECONDS:
+            raise SystemExit(
+                f"error: --refresh-idle-timeout must be 0 (none) or at least {MIN_IDLE_TIMEOUT_SECONDS} seconds"
+                " (longer than any rotation grace)"
+            )
         if not low <= value <= high:
             option = next(o for o, f in POLICY_OPTIONS.items() if f == name)
             unit = "" if option == "device-authorizations" else " seconds"

@@ -30,7 +30,7 @@ def refresh() -> Response[str]:
 
 @app.post("/auth/logout")
 def logout() -> Response[str]:
-    presented = http.presented_refresh_token(app, RefreshRequest, required=False)
+    presented = http.presented_refresh_token(app, RefreshRequest, required=False, moves=False)
     if presented.token:
         sessions.logout(http.context(app), presented.token, http.caller(app))
     return http.json_response({"status": "signed_out"}, cookies=[http.refresh_cookie("", 0)])

@@ -379,6 +379,7 @@ def _redeemed_again(
             old.revoked_at is None
             and ctx.now
             < (old.issued_at or 0) + (old.rotation_grace or policy(client, ctx.settings).rotation_grace)
+            and ctx.now < old.ends_at  # a family that has ended (idle, or its lifetime) is not re-sent
             and (
                 old.rt_digest is None
                 if refresh_digest is None

@@ -402,7 +402,7 @@ class PresentedToken:
 
 
 def presented_refresh_token(
-    app: APIGatewayHttpResolver, model: type[RefreshRequest], *, required: bool = True
+    app: APIGatewayHttpResolver, model: type[RefreshRequest], *, required: bool = True, moves: bool = True
 ) -> PresentedToken:
     """The refresh token from the JSON body or the cookie (both, and different: 400). A cookie is
     honoured only from an allowed Origin: the cookie rides along on any request the browser sends. A
@@ -411,7 +411,7 @@ def presented_refresh_token(
     from_body, set_cookie = None, False
     if (app.current_event.body or "") != "":
         body = json_body(app, model)
-        from_body, set_cookie = body.refresh_token, body.set_cookie
+        from_body, set_cookie = body.refresh_token, body.set_cookie and moves  # sign-out moves nothing
     from_cookie = cookie(app, REFRESH_COOKIE)
     if from_body and from_cookie and from_body != from_cookie:
         raise errors.InvalidRequest("The refresh token in the body and in the cookie differ; send one.")

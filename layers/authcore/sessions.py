@@ -362,7 +362,7 @@ def _decode_cursor(cursor: str | None) -> tuple[int, str] | None:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
-    match = _CURSOR.match(text) if len(cursor) <= 80 else None
+    match = _CURSOR.fullmatch(text) if len(cursor) <= 80 else None
     if match is None:
         raise errors.InvalidRequest(
             "The cursor is not valid; use the `next` of the previous page.",
@@ -404,20 +404,17 @@ def _session_out(ctx: Context, grant: Grant) -> SessionOut:
 def end_session(ctx: Context, user_id: str, session_id: str) -> None:
     """The person signs one of their sessions out. Someone else's, or one that does not exist, is not
     found (the same answer, so ids cannot be probed); their own that has already ended is ended."""
-    if not _GRANT_ID.match(session_id):
+    if not _GRANT_ID.fullmatch(session_id):
         raise errors.NotFound("No session of yours has that id.")
     try:
         ended = ctx.store.revoke_family(session_id, ctx.now, "user", user_id=user_id)
     except Rejected as rejected:
         old = rejected.old
-        if (
-            old is not None
-            and old.user_id == user_id
-            and old.status == "issued"
-            and old.revoked_at is not None
-        ):
-            return  # already ended (a retry whose answer was lost, or another tab): the same answer
-        raise errors.NotFound("No session of yours has that id.") from None
+        if old is None or old.user_id != user_id or old.status != "issued" or old.revoked_at is None:
+            raise errors.NotFound("No session of yours has that id.") from None
+        if not _own_revocation(old, ctx.now, "user", {"user_id": user_id}):
+            return  # already ended (another tab, an earlier request): the same answer, audited then
+        ended = old  # this request's own write, its answer lost and retried: not audited yet
     session_revoked(
         "user", grant_id=ended.grant_id, client_id=ended.client_id, user_id=user_id, org_id=ended.org_id
     )
@@ -428,27 +425,45 @@ def end_all_sessions(ctx: Context, user_id: str) -> int:
     return len(sweep(ctx.store, "user", user_id, ctx.now, "user"))
 
 
+def _own_revocation(old: Grant | None, now: int, revoker: str, owner: dict[str, str]) -> bool:
+    """A revocation refused because the session had just been ended by this very request (its write
+    applied, the answer lost, botocore's retry refused): the same instant, the same revoker and owner."""
+    return (
+        old is not None
+        and old.revoked_at == now
+        and old.revoke_reason == revoker
+        and all(getattr(old, field) == value for field, value in owner.items())
+    )
+
+
 def sweep(store: Store, by: str, key: str, now: int, revoker: str) -> list[Grant]:
     """End every session of a user, organization or client (``by``); the ones that were ended. A session
     revoked meanwhile by someone else is not counted twice; expired ones are left to expire."""
     ended: list[Grant] = []
     after: tuple[int, str] | None = None
+    owner = {"user_id": key} if by == "user" else {"org_id": key} if by == "org" else {"client_id": key}
     while True:
         ids, after = store.session_ids(by, key, after=after)
-        for grant in store.get_grants(ids):
-            if not _live_session(grant, now):
+        read = {g.grant_id: g for g in store.get_grants(ids)}
+        for grant_id in ids:
+            grant = read.get(grant_id)
+            # expired ones are left to expire; one the batch read could not read (throttled) is ended
+            # all the same: its write's condition decides, so none is left alive unseen
+            if grant is not None and not _live_session(grant, now):
                 continue
             try:  # the index named it; the item decides (the condition holds it to the same owner)
                 revoked = store.revoke_family(
-                    grant.grant_id,
+                    grant_id,
                     now,
                     revoker,
-                    user_id=key if by == "user" else None,
-                    org_id=key if by == "org" else None,
-                    client_id=key if by == "client" else None,
+                    user_id=owner.get("user_id"),
+                    org_id=owner.get("org_id"),
+                    client_id=owner.get("client_id"),
                 )
-            except Rejected:
-                continue
+            except Rejected as rejected:
+                if rejected.old is None or not _own_revocation(rejected.old, now, revoker, owner):
+                    continue
+                revoked = rejected.old  # this sweep's own write, its answer lost and retried
             session_revoked(
                 revoker,
                 grant_id=revoked.grant_id,

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # tests/integration/test_hardening.py checks these bounds against BOTO_CONFIG and template.yaml.
 MIN_ROTATION_GRACE_SECONDS = 15
 DEFAULT_ROTATION_GRACE_SECONDS = 30
+# An idle timeout, when there is one, outlasts the longest rotation grace (300 s): a request re-sent
+# within its grace must never find its family idle.
+MIN_IDLE_TIMEOUT_SECONDS = 300
 
 
 class ConfigurationError(RuntimeError):
@@ -61,6 +64,13 @@ class Settings(BaseModel):
     # Take the viewer's country and city from CloudFront's headers: only behind a CloudFront distribution
     # that sets them (and that the API is not reachable around), or any client could claim a country.
     trust_edge_headers: bool = False
+
+    @field_validator("refresh_idle_timeout_seconds")
+    @classmethod
+    def _idle_outlasts_any_grace(cls, value: int) -> int:
+        if 0 < value < MIN_IDLE_TIMEOUT_SECONDS:  # shorter than a grace, a retried request would be "idle"
+            raise ValueError(f"0 (none) or at least {MIN_IDLE_TIMEOUT_SECONDS} seconds")
+        return value
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

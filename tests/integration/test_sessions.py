@@ -606,3 +606,87 @@ def test_the_operator_takes_a_person_out_of_an_organization(
     assert_error_in(refused, "product", status=403, error="access_denied")
     with pytest.raises(SystemExit, match="is not a member"):
         admin.main(["members", "remove", "--user", "user-2", "--org", "globex"])
+
+
+# ---------------------------------------------------------------- found by the adversarial review
+
+
+def test_sign_out_everywhere_ends_a_session_the_batch_read_could_not_read(api: Api, account: Seed) -> None:
+    """DynamoDB may leave keys of a BatchGetItem unprocessed (throttling): the sweep still ends every
+    session the index names (each write's condition holds it to its owner), never answering 200 with one
+    left alive."""
+    kept = sign_in(api, account.user)
+    victim = grant_of(kept["refresh_token"])
+    sign_in(api, account.user)
+
+    def unprocessed(parsed: dict[str, Any], **_: Any) -> None:
+        items = parsed.get("Responses", {}).get(TABLE, [])
+        parsed.setdefault("Responses", {})[TABLE] = [i for i in items if i["pk"]["S"] != f"GRANT#{victim}"]
+        parsed["UnprocessedKeys"] = {
+            TABLE: {"Keys": [{"pk": {"S": f"GRANT#{victim}"}, "sk": {"S": "GRANT"}}], "ConsistentRead": True}
+        }
+
+    events = runtime.store().client.meta.events
+    events.register("after-call.dynamodb.BatchGetItem", unprocessed)
+    try:
+        result = api.call("POST", "/auth/sessions/revoke-all", headers=signed_in_now(account.user))
+    finally:
+        events.unregister("after-call.dynamodb.BatchGetItem", unprocessed)
+    assert result.status == 200 and result.json()["count"] == 2, result.text
+    assert_error_in(refresh(api, kept["refresh_token"]), "product", status=401, error="invalid_grant")
+
+
+def test_a_revocation_of_the_sweep_whose_answer_was_lost_is_counted_and_audited(
+    api: Api, account: Seed, captured_logs: LogCapture
+) -> None:
+    sign_in(api, account.user)
+    sign_in(api, account.user)
+    captured_logs.lines.clear()
+    with lose_answers("UpdateItem", 1) as lost:
+        result = api.call("POST", "/auth/sessions/revoke-all", headers=signed_in_now(account.user))
+    assert lost.lost == 1 and result.json() == {"status": "revoked", "count": 2}, result.text
+    assert len(audits(captured_logs, "session_revoked")) == 2
+
+
+def test_ending_one_session_whose_answer_was_lost_is_audited_once(
+    api: Api, account: Seed, captured_logs: LogCapture
+) -> None:
+    session = grant_of(sign_in(api, account.user)["refresh_token"])
+    captured_logs.lines.clear()
+    with lose_answers("UpdateItem", 1):
+        assert api.call("DELETE", f"/auth/sessions/{session}", claims=account.user).status == 200
+    assert len(audits(captured_logs, "session_revoked")) == 1
+
+
+def test_a_re_sent_exchange_of_a_family_that_has_ended_gets_nothing(
+    api: Api, account: Seed, clock: Manual
+) -> None:
+    """An idle deadline that has passed ends the family for a re-sent exchange too (set below the admin
+    command's bound, straight in the table, to reach inside the grace)."""
+    runtime.store().update_client("demo-cli", {"refresh_idle_timeout_seconds": 5})
+    started = api.device_code()
+    assert api.approve(started["user_code"], account.user).status == 200
+    assert api.exchange(started["device_code"]).status == 200
+    clock.advance(20)  # inside the grace (30 s), past the idle deadline
+    assert_error_in(api.exchange(started["device_code"]), "product", status=401, error="invalid_grant")
+
+
+@pytest.mark.parametrize("value", ["1", "299"])
+def test_an_idle_timeout_shorter_than_any_grace_is_refused(api: Api, value: str) -> None:
+    from authcore import settings
+
+    with pytest.raises(SystemExit, match="at least 300 seconds"):
+        admin.main(["clients", "update", "demo-cli", "--refresh-idle-timeout", value])
+    with pytest.raises(settings.ConfigurationError, match="REFRESH_IDLE_TIMEOUT_SECONDS"):
+        settings.from_environ(
+            {"TABLE_NAME": "tokens", "KEYS_SECRET_ID": "k", "REFRESH_IDLE_TIMEOUT_SECONDS": value}
+        )
+
+
+def test_sign_out_ignores_set_cookie_and_always_signs_out(api: Api, account: Seed) -> None:
+    signed = sign_in(api, account.user)
+    result = api.call(
+        "POST", "/auth/logout", body={"refresh_token": signed["refresh_token"], "set_cookie": True}
+    )
+    assert result.status == 200, result.text
+    assert_error_in(refresh(api, signed["refresh_token"]), "product", status=401, error="invalid_grant")
