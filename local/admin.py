@@ -233,11 +233,7 @@ def list_sessions(store: Store, user_id: str, now: int) -> list[dict[str, Any]]:
     after: tuple[int, str] | None = None
     while True:
         ids, after = store.session_ids("user", user_id, after=after)
-        found += [
-            session_view(g)
-            for g in store.get_grants(ids)
-            if g.status == "issued" and g.revoked_at is None and g.ends_at > now
-        ]
+        found += [session_view(g) for g in store.get_grants(ids) if sessions.live(g, now)]
         if after is None:
             return found
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authcore import errors, tokens
-from authcore.clients import DEVICE_GRANT, REFRESH_GRANT, Caller, admit, policy, resolve_scope
+from authcore.clients import DEVICE_GRANT, REFRESH_GRANT, Caller, Policy, admit, policy, resolve_scope
 from authcore.envelopes import (
     ClientOut,
     DeviceAuthorizationResponse,
@@ -100,7 +100,7 @@ def address_of(ip: str | None) -> str | None:
 CLIENT_COUNTER_SHARDS = 8  # a client's counter, spread: each shard takes an eighth of its writes
 
 
-def _quotas(ctx: Context, requester: Requester, client: ClientRecord) -> list[Quota]:
+def _quotas(ctx: Context, requester: Requester, client: ClientRecord, rules: Policy) -> list[Quota]:
     """The counters one more device authorization request takes: its source address's (so that one
     network cannot starve the rest) and a shard of its client's (so that one noisy client cannot)."""
     s = ctx.settings
@@ -117,7 +117,7 @@ def _quotas(ctx: Context, requester: Requester, client: ClientRecord) -> list[Qu
             )
         else:
             quotas.append(Quota(f"device#{address}", window, s.device_authorizations_per_ip, end, "address"))
-    per_client = policy(client, s).device_authorizations_per_window
+    per_client = rules.device_authorizations_per_window
     if per_client:
         # a random shard, each allowed its share: the limit holds within a shard's rounding (a shard may
         # fill a little before the others; with 8 shards, at most 7 requests early)
@@ -137,7 +137,7 @@ def start(
     hmac = ctx.hmac()
     rules = policy(client, ctx.settings)
     asked = (requester or Requester()).clipped()
-    quotas = _quotas(ctx, requester or Requester(), client)
+    quotas = _quotas(ctx, requester or Requester(), client, rules)
     for _ in range(5):  # a user-code collision is ~1 in 10^10 per live request: retry a few times
         grant_id = tokens.new_grant_id()
         device_code = tokens.new_secret_token(tokens.DEVICE_CODE_PREFIX, grant_id)

@@ -42,10 +42,10 @@ from typing import Any, NamedTuple
 
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from authcore.observability import logger
-from authcore.settings import ConfigurationError
+from authcore.settings import from_environ
 
 SOURCE = "token-service"  # the events' `source`; the table's ARN is in their `resources`
 
@@ -105,15 +105,7 @@ class Options(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Options:
-        names = tuple(cls.model_fields)
-        values = {name: environ[name.upper()] for name in names if environ.get(name.upper(), "") != ""}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:  # a deployment error: say which variable, never its value
-            bad = sorted({str(err["loc"][0]).upper() for err in exc.errors()})
-            raise ConfigurationError(
-                f"invalid configuration in environment variables: {', '.join(bad)}"
-            ) from None
+        return from_environ(environ, cls)
 
 
 @lru_cache(maxsize=1)

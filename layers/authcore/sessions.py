@@ -262,13 +262,10 @@ def _access_claims(ctx: Context, token: str) -> dict[str, Any] | None:
         return None
 
 
-def _alive(ctx: Context, grant: Grant | None) -> bool:
-    return (
-        grant is not None
-        and grant.status == "issued"
-        and grant.revoked_at is None
-        and grant.ends_at > ctx.now
-    )
+def live(grant: Grant | None, now: int) -> bool:
+    """A session that still works: issued, not revoked, and neither its lifetime nor its idle deadline
+    passed (DynamoDB returns expired items until it collects them)."""
+    return grant is not None and grant.status == "issued" and grant.revoked_at is None and grant.ends_at > now
 
 
 def _may_introspect(client: ClientRecord, owner_id: object) -> bool:
@@ -295,7 +292,7 @@ def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionRes
         if not _may_introspect(client, token.client_id) or not _owner_live(ctx, token.client_id):
             return IntrospectionResponse(active=False)
         grant = ctx.store.get_grant(token.grant_id)
-        if grant is None or not _alive(ctx, grant):
+        if grant is None or not live(grant, ctx.now):
             return IntrospectionResponse(active=False)
         if grant.rt_generation != token.generation or not tokens.same_digest(
             grant.rt_digest, ctx.hmac().digest(presented)
@@ -319,7 +316,7 @@ def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionRes
         return IntrospectionResponse(active=False)
     if not _owner_live(ctx, claims.get("client_id")):
         return IntrospectionResponse(active=False)
-    if not _alive(ctx, ctx.store.get_grant(str(claims["sid"]))):
+    if not live(ctx.store.get_grant(str(claims["sid"])), ctx.now):
         return IntrospectionResponse(active=False)
     return IntrospectionResponse(
         active=True,
@@ -341,10 +338,6 @@ def introspect(ctx: Context, presented: str, caller: Caller) -> IntrospectionRes
 
 _GRANT_ID = re.compile(r"^[0-9a-f]{32}$")
 _CURSOR = re.compile(r"^(\d{1,12}):([0-9a-f]{32})$")
-
-
-def _live_session(grant: Grant, now: int) -> bool:
-    return grant.status == "issued" and grant.revoked_at is None and grant.ends_at > now
 
 
 def _encode_cursor(after: tuple[int, str] | None) -> str | None:
@@ -376,7 +369,7 @@ def list_sessions(ctx: Context, user_id: str, cursor: str | None = None) -> Sess
     and one BatchGetItem of what it found. Revoked sessions have left the index; expired ones that
     DynamoDB has not collected yet are left out here."""
     ids, after = ctx.store.session_ids("user", user_id, after=_decode_cursor(cursor))
-    grants = [g for g in ctx.store.get_grants(ids) if g.user_id == user_id and _live_session(g, ctx.now)]
+    grants = [g for g in ctx.store.get_grants(ids) if g.user_id == user_id and live(g, ctx.now)]
     return SessionsResponse(sessions=[_session_out(ctx, g) for g in grants], next=_encode_cursor(after))
 
 
@@ -449,7 +442,7 @@ def sweep(store: Store, by: str, key: str, now: int, revoker: str) -> list[Grant
             grant = read.get(grant_id)
             # expired ones are left to expire; one the batch read could not read (throttled) is ended
             # all the same: its write's condition decides, so none is left alive unseen
-            if grant is not None and not _live_session(grant, now):
+            if grant is not None and not live(grant, now):
                 continue
             try:  # the index named it; the item decides (the condition holds it to the same owner)
                 revoked = store.revoke_family(

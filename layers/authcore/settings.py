@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -92,13 +93,16 @@ class Settings(BaseModel):
         return value.rstrip("/")
 
 
-_FIELDS = tuple(Settings.model_fields)
-
-
-def from_environ(environ: dict[str, str] | os._Environ[str]) -> Settings:
-    values = {name: environ[name.upper()] for name in _FIELDS if environ.get(name.upper(), "") != ""}
+def from_environ[M: BaseModel](
+    environ: Mapping[str, str],
+    model: type[M] = Settings,  # type: ignore[assignment]
+) -> M:
+    """A configuration model from the environment (each field's variable is its name, upper case)."""
+    values = {
+        name: environ[name.upper()] for name in model.model_fields if environ.get(name.upper(), "") != ""
+    }
     try:
-        return Settings.model_validate(values)
+        return model.model_validate(values)
     except ValidationError as exc:  # a deployment error: say which variable, never its value
         bad = sorted({str(err["loc"][0]).upper() for err in exc.errors()})
         raise ConfigurationError(

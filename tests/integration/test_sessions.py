@@ -17,6 +17,7 @@ from authcore.issuance import iso
 from local import admin
 from tests.conftest import IDP, ORIGIN, TABLE, Api, LogCapture
 from tests.integration.contract import assert_error_in
+from tests.integration.test_token_lifecycle import introspect
 from tests.support.aws import Seed, count_dynamodb, lose_answers, raw_item
 from tests.support.forge import grant_of
 
@@ -38,15 +39,6 @@ def sessions_of(api: Api, user: dict[str, str], cursor: str | None = None) -> di
 
 def refresh(api: Api, token: str) -> Any:
     return api.call("POST", "/auth/refresh", body={"refresh_token": token})
-
-
-def introspect(api: Api, account: Seed, token: str) -> dict[str, Any]:
-    basic = base64.b64encode(f"backend:{account.confidential_secret}".encode()).decode()
-    result = api.call(
-        "POST", "/oauth/introspect", form={"token": token}, headers={"authorization": f"Basic {basic}"}
-    )
-    assert result.status == 200, result.text
-    return result.json()  # type: ignore[no-any-return]
 
 
 def sign_in(api: Api, user: dict[str, str], *, ip: str = "198.51.100.4", org: str | None = None,
