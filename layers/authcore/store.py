@@ -24,6 +24,7 @@ revoked, so they list live sessions (and ones expired but not yet collected: che
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Self, cast
@@ -35,29 +36,84 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 
+# The attribute-value mapping of the types this table holds (str, int, bool, None, lists and maps of
+# them), written out: boto3's TypeSerializer and TypeDeserializer are generic (a chain of type checks
+# per value, Decimal for every number), and a grant has ~40 attributes read and written on every
+# token request (bench/README.md). Anything else (sets, bytes, Decimal) goes to boto3's own rules;
+# tests/unit/test_store_codec.py holds the two to the same answers.
+def _av(value: Any) -> dict[str, Any]:
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int:
+        return {"N": str(value)}
+    if kind is bool:
+        return {"BOOL": value}
+    if kind is list:
+        return {"L": [_av(v) for v in value]}
+    if kind is dict:
+        return {"M": {k: _av(v) for k, v in value.items()}}
+    if value is None:
+        return {"NULL": True}
+    return cast(dict[str, Any], _ser.serialize(value))
+
+
+def _number(text: str) -> int:
+    """This table's numbers are integers (epoch seconds, counters, lifetimes)."""
+    try:
+        return int(text)
+    except ValueError:
+        return int(_de.deserialize({"N": text}))
+
+
+def _py(value: dict[str, Any]) -> Any:
+    if "S" in value:
+        return value["S"]
+    if "N" in value:
+        return _number(value["N"])
+    if "BOOL" in value:
+        return value["BOOL"]
+    if "L" in value:
+        return [_py(v) for v in value["L"]]
+    if "M" in value:
+        return {k: _py(v) for k, v in value["M"].items()}
+    if "NULL" in value:
+        return None
+    return _de.deserialize(cast(Any, value))
+
+
 def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+    return {k: _av(v) for k, v in item.items() if v is not None}
 
 
 def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
-    out = {k: _de.deserialize(v) for k, v in item.items()}
-    return {k: (int(v) if type(v).__name__ == "Decimal" else v) for k, v in out.items()}
+    return {k: _py(v) for k, v in item.items()}
 
 
 def _values(**values: Any) -> dict[str, Any]:
-    return {f":{k}": _ser.serialize(v) for k, v in values.items()}
+    return {f":{k}": _av(v) for k, v in values.items()}
 
 
 def _condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
 @dataclass
 class Record:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Self:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in _from_ddb(item).items() if k in names})
+        names = _field_names(cls)
+        return cls(**{k: _py(v) for k, v in item.items() if k in names})
 
 
 @dataclass
@@ -190,10 +246,44 @@ SESSION_INDEXES = {"user": ("ByUser", "session_user"), "org": ("ByOrg", "session
                    "client": ("ByClient", "session_client")}  # fmt: skip
 
 
+# Item operations whose successful answer botocore would only copy: DynamoDB answers JSON whose
+# attribute values are already the shape the client hands back (numbers as strings), so the adapter
+# reads it with json.loads instead of walking botocore's output shapes (~40 attribute-value
+# structures per grant, ~100 us of a token request's CPU: bench/README.md). Not for answers that hold
+# binary values (botocore decodes their base64), errors (botocore's error parsing), or any other
+# protocol than JSON; botocore's own parser still adds the response metadata.
+PLAIN_JSON_OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
+                         "BatchWriteItem", "TransactWriteItems", "TransactGetItems")  # fmt: skip
+_decode_json = json.JSONDecoder().decode
+
+
+def read_json_answer(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """botocore's ``before-parse`` hook: take a plain JSON answer whole, leave botocore an empty one."""
+    body = response_dict.get("body")
+    if (
+        response_dict.get("status_code") != 200
+        or type(body) is not bytes
+        or not str(response_dict["headers"].get("content-type", "")).startswith("application/x-amz-json")
+        or b'"B":' in body
+        or b'"BS":' in body
+    ):
+        return
+    answer = _decode_json(body.decode("utf-8"))
+    if type(answer) is dict:
+        customized_response_dict.update(answer)
+        response_dict["body"] = b"{}"
+
+
 class Store:
     def __init__(self, client: Any, table_name: str) -> None:
         self.client = client
         self.table = table_name
+        for operation in PLAIN_JSON_OPERATIONS:
+            client.meta.events.register(
+                f"before-parse.dynamodb.{operation}", read_json_answer, unique_id=f"authcore-json-{operation}"
+            )
 
     # ------------------------------------------------------------ plumbing
 
@@ -270,7 +360,7 @@ class Store:
         update = (f"SET {', '.join(sets)} " if sets else "") + (
             f"REMOVE {', '.join(removes)}" if removes else ""
         )
-        values = {f":v{i}": _ser.serialize(v) for i, v in enumerate(changes.values()) if v is not None}
+        values = {f":v{i}": _av(v) for i, v in enumerate(changes.values()) if v is not None}
         try:
             response = self.client.update_item(
                 TableName=self.table,
