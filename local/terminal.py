@@ -84,7 +84,7 @@ class Terminal:
         except ValueError:
             record = None
         if isinstance(record, dict):
-            if "_aws" in record:  # an EMF metric line: the log only
+            if "_aws" in record and "audit_event" not in record:  # a metric line only: the log only
                 return
             shown = short_log(record)
             if shown is not None:

@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from moto import mock_aws
@@ -132,25 +132,35 @@ def api(account: aws.Seed) -> Api:
     return Api()
 
 
-class LogCapture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
+class LogCapture:
+    """Every line the service's logger writes (Powertools' JSON log lines and the audit trail, which is
+    written to the same stream: observability.audit), as it writes them, passed on to its stream."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.lines: list[str] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        *complete, self._partial = (self._partial + text).split("\n")
+        self.lines.extend(complete)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 @pytest.fixture(autouse=True)
 def captured_logs() -> Iterator[LogCapture]:
-    """Every log line our code writes, formatted as Powertools writes it (JSON)."""
+    """Every log line our code writes, as the Powertools logger's handler writes it (JSON)."""
     from authcore.observability import logger
 
-    capture = LogCapture()
-    capture.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(capture)  # the stdlib logger behind Powertools' Logger
+    handler = cast(logging.StreamHandler[Any], logger.registered_handler)
+    capture = LogCapture(handler.stream)
+    previous = handler.setStream(cast(Any, capture))
     yield capture
-    logger._logger.removeHandler(capture)
+    handler.setStream(previous)
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from authcore import clock, errors, routes, runtime
 from authcore.envelopes import ErrorDetail, LegacyError, OAuthError, ProductError
-from authcore.observability import logger, metrics, tracer
+from authcore.observability import logger, tracer
 from authcore.settings import ConfigurationError
 
 # The flows' types are imported where a request needs them, not here: every function imports this
@@ -192,12 +192,12 @@ def make_app() -> APIGatewayHttpResolver:
 
 
 def entrypoint(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda handler: correlation id from the request id, EMF metrics, tracing without payloads.
-    The event is never logged: it holds codes, tokens and cookies."""
+    """The Lambda handler: correlation id from the request id, tracing without payloads. The event is
+    never logged: it holds codes, tokens and cookies. (Metrics are in the audit lines themselves:
+    observability.audit; nothing is left to flush after the request.)"""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
     @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
-    @metrics.log_metrics(raise_on_empty_metrics=False)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return app.resolve(event, context)
 

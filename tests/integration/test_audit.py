@@ -5,6 +5,7 @@ issued, rotated, reuse_detected, session_revoked, device_approved, device_denied
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -76,9 +77,45 @@ def test_every_audit_event_is_logged_and_counted(
     for record in audits:
         text = json.dumps(record)
         assert not any(s in text for s in secrets)
-    emitted = capsys.readouterr().out
-    metrics = [json.loads(line) for line in emitted.splitlines() if line.startswith('{"_aws"')]
-    names = {m["Name"] for doc in metrics for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    # each audit line is also its metric (EMF): the directive names it, and the line holds its value
+    names = set()
+    for record in audits:
+        (directive,) = record["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "TokenService" and directive["Dimensions"] == [["service"]]
+        assert record["service"] == "token-service"
+        for metric in directive["Metrics"]:
+            assert metric["Unit"] == "Count" and record[metric["Name"]] == 1
+            names.add(metric["Name"])
+        assert record["audit_event"] in {m["Name"] for m in directive["Metrics"]}
     assert seen <= names
     assert "token_refused_forged" in names
-    assert all(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TokenService" for doc in metrics)
+    assert capsys.readouterr().out == ""  # no other metric lines: nothing is flushed after a request
+
+
+def test_audit_lines_have_the_loggers_keys_and_are_written_at_any_log_level(
+    api: Api, account: Seed, captured_logs: LogCapture
+) -> None:
+    """An audit line is written beside Powertools' own lines, not through them (observability.audit):
+    it carries the same keys as the logger's lines of the same invocation, in Powertools' order and
+    timestamp format, and is written whatever POWERTOOLS_LOG_LEVEL says (its metric is the alarms')."""
+    from authcore.observability import logger
+
+    level = logger.log_level
+    logger.setLevel("WARNING")
+    try:
+        api.signed_in(account)
+        logger.warning("after the request")  # the keys the last invocation gave the logger
+    finally:
+        logger.setLevel(level)
+    records = [json.loads(line) for line in captured_logs.lines]
+    audits = [r for r in records if r.get("message") == "audit"]
+    assert [r["audit_event"] for r in audits] == ["device_authorized", "device_approved", "issued"]
+    warning, issued = records[-1], audits[-1]
+    assert warning["message"] == "after the request" and "audit_event" not in warning
+    for key in ("service", "cold_start", "function_name", "function_memory_size", "function_arn",
+                "function_request_id", "correlation_id"):  # fmt: skip
+        assert issued[key] == warning[key], key
+    assert list(issued)[:4] == list(warning)[:4] == ["level", "location", "message", "timestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}[+-]\d{4}", warning["timestamp"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}[+-]\d{4}", issued["timestamp"])
+    assert issued["level"] == "INFO"

@@ -51,7 +51,15 @@ def test_every_line_goes_to_the_log_whole_and_the_terminal_gets_the_short_ones(t
     out, err = io.StringIO(), io.StringIO()
     terminal = Terminal(tmp_path / "serve.log", out, err)
     metric = json.dumps({"_aws": {"CloudWatchMetrics": []}, "rotated": [1.0]})
-    audit = json.dumps({"message": "audit", "audit_event": "rotated", "generation": 2})
+    audit = json.dumps(  # an audit line is also its metric (observability.audit): shown all the same
+        {
+            "message": "audit",
+            "audit_event": "rotated",
+            "generation": 2,
+            "_aws": {"CloudWatchMetrics": []},
+            "rotated": 1,
+        }
+    )
     for line in (metric, audit, "Local token service ready", "REPORT RequestId: 1 Duration: 2 ms"):
         terminal.function_line(line)
     terminal.access.write(
