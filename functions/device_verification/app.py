@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from authcore import device, http
 from authcore.envelopes import VerifyDecisionRequest, VerifyDecisionResponse
 
-app = http.make_app()
+app = http.make_app(typed_parameters=True)
 
 
 @app.get("/oauth/device/verify")

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from authcore import device, http, sessions
 from authcore.envelopes import SessionRevokedResponse, SessionsRevokedResponse
 
-app = http.make_app()
+app = http.make_app(typed_parameters=True)
 
 
 def _person() -> str:

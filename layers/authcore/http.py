@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from pydantic import BaseModel, ValidationError
 
@@ -140,8 +139,12 @@ def render_problem(problem: errors.Problem, dialect: Dialect, request_id: str) -
 # ---------------------------------------------------------------- the resolver
 
 
-def make_app() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
+def make_app(*, typed_parameters: bool = False) -> APIGatewayHttpResolver:
+    """A function's resolver. ``typed_parameters``: its routes declare query parameters with
+    Powertools' ``Query`` (validated by its OpenAPI middleware, errors through ``_invalid`` below).
+    Bodies are parsed here (``json_body``, ``oauth_params``), so the others leave the middleware out:
+    it costs every request of theirs the work of a route signature it would find empty."""
+    app = APIGatewayHttpResolver(enable_validation=typed_parameters)
 
     def current() -> tuple[Dialect, str]:
         event = app.current_event
@@ -196,9 +199,15 @@ def entrypoint(app: APIGatewayHttpResolver) -> Callable[[dict[str, Any], Any], d
     never logged: it holds codes, tokens and cookies. (Metrics are in the audit lines themselves:
     observability.audit; nothing is left to flush after the request.)"""
 
-    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+    @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # the correlation id: API Gateway's request id (correlation_paths.API_GATEWAY_HTTP, read here
+        # rather than by a JMESPath search per request)
+        context_of_request = event.get("requestContext")
+        logger.set_correlation_id(
+            context_of_request.get("requestId") if isinstance(context_of_request, dict) else None
+        )
         return app.resolve(event, context)
 
     return lambda_handler
@@ -244,7 +253,7 @@ def validation_problem(errs: Any, dialect: Dialect, prefix: str | None = None) -
 
 
 def _media_type(app: APIGatewayHttpResolver) -> str:
-    raw = app.current_event.headers.get("content-type") or ""
+    raw = header(app, "content-type") or ""
     return raw.split(";", 1)[0].strip().lower()
 
 
@@ -347,8 +356,7 @@ def oauth_params[M: BaseModel](app: APIGatewayHttpResolver, model: type[M]) -> M
 
 def basic_credentials(app: APIGatewayHttpResolver) -> tuple[str, str] | None:
     """RFC 6749 §2.3.1: HTTP Basic with form-urlencoded id and secret."""
-    header = app.current_event.headers.get("authorization") or ""
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = (header(app, "authorization") or "").partition(" ")
     if scheme.lower() != "basic":
         return None
     try:
@@ -460,7 +468,14 @@ def _viewer_address(value: str | None) -> str | None:
 
 
 def header(app: APIGatewayHttpResolver, name: str) -> str | None:
-    value = app.current_event.headers.get(name.lower())
+    """A request header. API Gateway's payload 2.0 names headers in lower case; the event's raw map is
+    read as it is (Powertools' ``headers`` builds a case-insensitive copy of every header on each
+    access), and a name in another case is still found (an event written by hand)."""
+    raw: dict[str, str] = app.current_event.get("headers") or {}
+    wanted = name.lower()
+    value = raw.get(wanted)
+    if value is None:
+        value = next((v for k, v in raw.items() if k.lower() == wanted), None)
     return value if value else None
 
 

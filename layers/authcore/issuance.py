@@ -78,11 +78,16 @@ class Issued:
 
     def product(self, *, with_refresh_token: bool = True) -> ProductTokenResponse:
         """The product API's answer; without the refresh token when it travels only in the cookie."""
-        return ProductTokenResponse(
-            **self.oauth().model_dump(exclude={"refresh_token"}),
-            refresh_token=self.refresh_token if with_refresh_token else None,
-            user=self.user,
-            organization=self.organization,
+        g = self.grant
+        return ProductTokenResponse.model_validate(  # one validation, not one per nested model
+            {
+                "access_token": self.access_token,
+                "expires_in": self.expires_in,
+                "refresh_token": self.refresh_token if with_refresh_token else None,
+                "scope": self.scope,
+                "user": {"id": g.user_id or "", "email": g.user_email or "", "name": g.user_name or ""},
+                "organization": {"id": g.org_id or "", "name": g.org_name or "", "role": g.org_role or ""},
+            }
         )
 
     def legacy(self) -> LegacySuccess:
