@@ -164,36 +164,38 @@ class Hmac:
     master: bytes
     _keys: dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    # hmac.digest: OpenSSL's one-shot HMAC-SHA256 (the same value as hmac.new(...).digest(), without
+    # building an HMAC object in Python: a refresh computes five)
     def _key(self, purpose: str) -> bytes:
         """The purpose's key, derived once per key set (HMAC(master, purpose))."""
         key = self._keys.get(purpose)
         if key is None:
-            key = hmac.new(self.master, purpose.encode(), hashlib.sha256).digest()
+            key = hmac.digest(self.master, purpose.encode(), "sha256")
             self._keys[purpose] = key
         return key
 
     def digest(self, secret: str) -> str:
         """What is stored in place of a secret (device code, refresh token, client secret)."""
-        return _b64url(hmac.new(self._key("digest"), secret.encode(), hashlib.sha256).digest())
+        return _b64url(hmac.digest(self._key("digest"), secret.encode(), "sha256"))
 
     def _mint(self, grant_id: str, generation: int, client_id: str, nonce: bytes) -> str:
         payload = _refresh_payload(grant_id, generation, client_id, nonce)
-        tag = hmac.new(self._key("refresh-tag"), payload, hashlib.sha256).digest()[:_TAG]
+        tag = hmac.digest(self._key("refresh-tag"), payload, "sha256")[:_TAG]
         return f"{REFRESH_TOKEN_PREFIX}_{_b64url(payload + tag)}"
 
     def first_refresh_token(self, device_code: str, grant_id: str, client_id: str) -> str:
         """Generation 1 of a family: derived from the device code, so a re-sent exchange gets it again."""
-        nonce = hmac.new(self._key("refresh-first"), device_code.encode(), hashlib.sha256).digest()
+        nonce = hmac.digest(self._key("refresh-first"), device_code.encode(), "sha256")
         return self._mint(grant_id, 1, client_id, nonce)
 
     def successor(self, token: RefreshToken) -> str:
         """The refresh token that replaces this one: the same for every concurrent rotation."""
-        nonce = hmac.new(self._key("rotate"), token.text.encode(), hashlib.sha256).digest()
+        nonce = hmac.digest(self._key("rotate"), token.text.encode(), "sha256")
         return self._mint(token.grant_id, token.generation + 1, token.client_id, nonce)
 
     def authentic(self, token: RefreshToken) -> bool:
         """Was this token minted with our key? One HMAC, compared in constant time."""
-        expected = hmac.new(self._key("refresh-tag"), token.signed, hashlib.sha256).digest()[:_TAG]
+        expected = hmac.digest(self._key("refresh-tag"), token.signed, "sha256")[:_TAG]
         return hmac.compare_digest(expected, token.tag)
 
 
