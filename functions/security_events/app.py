@@ -16,8 +16,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from authcore import runtime, security_events
 from authcore.observability import logger
 
-_events = boto3.client("events", config=runtime.BOTO_CONFIG)
 _processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@cache
+def _events() -> Any:
+    """EventBridge, built by the first invocation (as the HTTP functions' clients are: authcore.runtime),
+    not at init: a client's service model is about a tenth of this function's cold start."""
+    return boto3.client("events", config=runtime.BOTO_CONFIG)
 
 
 @cache
@@ -30,8 +36,8 @@ def _streams() -> Any:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     options = security_events.options()
     if security_events.DEAD_LETTER_KEY in event:
-        return security_events.replay(_streams(), _events, event, options)
-    outcome = security_events.publish(_events, event.get("Records", []), options)
+        return security_events.replay(_streams(), _events(), event, options)
+    outcome = security_events.publish(_events(), event.get("Records", []), options)
     return process_partial_response(
         event=event, record_handler=outcome.settle, processor=_processor, context=context
     )

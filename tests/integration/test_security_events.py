@@ -139,6 +139,11 @@ def handler() -> Any:
 
 
 def function_client(name: str) -> Any:
+    """The function's own client (``_events``, ``_streams``: built on first use, once per process)."""
+    return client_builder(name)()
+
+
+def client_builder(name: str) -> Any:
     return sys.modules[handler().__module__].__dict__[name]
 
 
@@ -531,11 +536,11 @@ def test_a_dead_letter_message_is_replayed_with_the_same_event_ids(
         },
     }
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", STREAMS_ENDPOINT)
-    function_client("_streams").cache_clear()
+    client_builder("_streams").cache_clear()
     try:
         answer = handler()(message, lambda_host.LambdaContext())
     finally:
-        function_client("_streams").cache_clear()
+        client_builder("_streams").cache_clear()
     replayed = bus.received()
     assert answer["failed"] == [] and answer["published"] == len(replayed) == 3
     assert [e["detail-type"] for e in replayed] == ["device.authorized", "device.approved", "session.issued"]
