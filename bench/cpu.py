@@ -19,7 +19,7 @@ a token function can do; bench/README.md gives the method and the figures):
   client's side of each call (botocore, HTTP) is. The DynamoDB calls of each request are counted.
 
 - framework (warm, an attribution): the floor handler's work behind the service's own HTTP plumbing
-  (authcore.http: Powertools' resolver, Logger, Metrics) with one audit line: what the conventions cost.
+  (authcore.http: Powertools' resolver and Logger) with one audit line: what the conventions cost.
 
 Prints medians, ratios to the floor and whether each target is met (init <= 1.0 x the floor; warm <= 1.2
 x the floor handler), and writes JSON under bench/results/. A benchmark, not a test: it asserts no
@@ -301,9 +301,9 @@ class Service:
 
 def framework_handler(floor: Handler) -> Handler:
     """The floor handler's work (its UpdateItem, JWT and JSON) as a route of the service's own HTTP
-    plumbing (authcore.http: Powertools' resolver with validation, Logger with the correlation id,
-    Metrics), plus the one audit line (a log line and a metric) every issuing request writes: what the
-    conventions cost, between the floor and the service."""
+    plumbing (authcore.http: Powertools' resolver as the token functions have it, Logger with the
+    correlation id), plus the one audit line (a log line that is also its metric) every issuing request
+    writes: what the conventions cost, between the floor and the service."""
     from authcore import http, observability
 
     app = http.make_app()
