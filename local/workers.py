@@ -1,8 +1,8 @@
 """Lambda-like execution environments: worker processes that each handle one invocation at a time.
 
 Lambda runs concurrent requests in separate execution environments, never two at once in one. Our
-handlers rely on that (Powertools' resolver keeps the current event on the router; Metrics keeps one
-metric set), so concurrent local traffic (the local server, race tests, the benchmark) goes through a
+handlers rely on that (Powertools' resolver keeps the current event on the router; the Logger keeps the
+invocation's keys), so concurrent local traffic (the local server, race tests, the benchmark) goes through a
 pool of processes rather than threads of one process. Each worker keeps its imported functions warm,
 as an execution environment does. A worker that dies or overruns its timeout is replaced, as Lambda
 replaces a failed environment.

@@ -5,8 +5,10 @@ Nothing here ever receives a token, a code, a secret, a cookie or a query string
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -141,8 +143,17 @@ def _write_audit_line(event: str, fields: dict[str, Any], metric_names: tuple[st
         stream = handler.stream  # type: ignore[attr-defined]
         stream.write(line)
         stream.flush()
+    except (OSError, ValueError) as exc:
+        # as logging does with a line it cannot write: the request goes on (its writes are done, and an
+        # answer lost now would cost the client its tokens), and stderr says why
+        _unwritten(exc)
     finally:
         handler.release()
+
+
+def _unwritten(exc: Exception) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"audit line not written: {type(exc).__name__}\n")
 
 
 def audit(event: str, **fields: str | int | None) -> None:

@@ -270,7 +270,10 @@ def read_json_answer(
         or b'"BS":' in body
     ):
         return
-    answer = _decode_json(body.decode("utf-8"))
+    try:
+        answer = _decode_json(body.decode("utf-8"))
+    except ValueError:  # not JSON (a body damaged in transit): botocore's parse, CRC32 check and retry
+        return
     if type(answer) is dict:
         customized_response_dict.update(answer)
         response_dict["body"] = b"{}"

@@ -119,3 +119,27 @@ def test_audit_lines_have_the_loggers_keys_and_are_written_at_any_log_level(
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}[+-]\d{4}", warning["timestamp"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}[+-]\d{4}", issued["timestamp"])
     assert issued["level"] == "INFO"
+
+
+def test_an_audit_line_that_cannot_be_written_does_not_lose_the_answer(
+    api: Api, account: Seed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As logging does with a line it cannot write: the rotation is done, so its answer (the successor
+    token) still goes back, and stderr says that a line was lost."""
+    import io
+    import logging
+    from typing import Any, cast
+
+    from authcore.observability import logger
+
+    first = api.signed_in(account)
+    handler = cast(logging.StreamHandler[Any], logger.registered_handler)
+    closed = io.StringIO()
+    closed.close()
+    previous = handler.setStream(cast(Any, closed))
+    try:
+        answer = api.call("POST", "/auth/refresh", body={"refresh_token": first["refresh_token"]})
+    finally:
+        handler.setStream(previous)
+    assert answer.status == 200 and answer.json()["refresh_token"]
+    assert "audit line not written: ValueError" in capsys.readouterr().err

@@ -4,10 +4,14 @@ it takes, every attribute type, and answers it must leave to botocore (binary va
 
 from __future__ import annotations
 
+import binascii
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from authcore import store
@@ -135,3 +139,66 @@ def test_binary_answers_are_left_to_botocore() -> None:
         custom = {}
         store.read_json_answer(response, custom)
         assert custom == {}
+
+
+def test_a_damaged_answer_is_left_to_botocores_checksum_and_retry() -> None:
+    """An answer damaged in transit (what DynamoDB's x-amz-crc32 is there to catch) is not JSON: the store
+    leaves it to botocore, which finds the checksum wrong and asks again."""
+    good = b'{"Item":{"pk":{"S":"a"},"n":{"N":"5"}}}'
+    damaged = good[:-3] + b"}X"
+    sent: list[bytes] = []
+
+    class Raw:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            yield self.body
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        body = damaged if not sent else good
+        sent.append(body)
+        headers = {
+            "content-type": "application/x-amz-json-1.0",
+            "x-amz-crc32": str(binascii.crc32(good) & 0xFFFFFFFF),
+            "x-amzn-requestid": "r",
+        }
+        return AWSResponse("http://127.0.0.1:9", 200, headers, Raw(body))
+
+    client = boto3.client(
+        "dynamodb",
+        region_name=aws.REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 3}),
+    )
+    client.meta.events.register("before-send.dynamodb.GetItem", answer)
+    store.Store(client, TABLE)
+    got = client.get_item(TableName=TABLE, Key={"pk": {"S": "a"}})
+    assert got["Item"] == {"pk": {"S": "a"}, "n": {"N": "5"}}
+    assert sent == [damaged, good]
+
+
+def test_every_write_answer_equals_botocores(account: Seed) -> None:
+    """The write operations the store uses, each asked for what it can return (old values, consumed
+    capacity, unprocessed items), by botocore's parse and by the store's, from the same starting item."""
+    plain, ours = clients()
+    key = {"pk": ITEM["pk"], "sk": ITEM["sk"]}
+    total = {"ReturnConsumedCapacity": "TOTAL"}
+    operations: list[tuple[str, dict[str, Any]]] = [
+        ("put_item", {"TableName": TABLE, "Item": ITEM, "ReturnValues": "ALL_OLD", **total}),
+        ("delete_item", {"TableName": TABLE, "Key": key, "ReturnValues": "ALL_OLD", **total}),
+        ("batch_write_item", {"RequestItems": {TABLE: [{"PutRequest": {"Item": ITEM}}]}, **total}),
+        ("transact_write_items", {"TransactItems": [{"Put": {"TableName": TABLE, "Item": ITEM}}], **total}),
+        ("transact_get_items", {"TransactItems": [{"Get": {"TableName": TABLE, "Key": key}}], **total}),
+        ("get_item", {"TableName": TABLE, "Key": key, **total}),
+        ("query", {"TableName": TABLE, "KeyConditionExpression": "pk = :p",
+                   "ExpressionAttributeValues": {":p": ITEM["pk"]}, **total}),
+    ]  # fmt: skip
+    for operation, kwargs in operations:
+        answers = []
+        for client in (plain, ours):
+            plain.put_item(TableName=TABLE, Item=ITEM)  # the same starting item for both
+            answers.append(without_metadata(getattr(client, operation)(**kwargs)))
+        assert answers[1] == answers[0], operation

@@ -552,7 +552,7 @@ def test_what_the_code_calls_is_what_the_template_grants(
     client_item = raw_item(TABLE, "CLIENT#demo-cli", "CLIENT")
     change = {"Keys": {"pk": {"S": "CLIENT#demo-cli"}, "sk": {"S": "CLIENT"}}, "NewImage": client_item}
     record = {"eventID": "1", "eventName": "INSERT", "dynamodb": {**change, "SequenceNumber": "1"}}
-    with recorder.watching_events("SecurityEventsFunction", sys.modules[stream.__module__]._events):
+    with recorder.watching_events("SecurityEventsFunction", sys.modules[stream.__module__]._events()):
         answer = stream({"Records": [record]}, lambda_host.LambdaContext())
     assert answer == {"batchItemFailures": []}
 

@@ -139,7 +139,7 @@ attributes. Each predicted refusal (`Expect.changes`) allows a part of this, for
 
 class HmacSpy:
     """Stands in for the stdlib `hmac` module as `authcore.tokens` sees it (``tokens.hmac``): counts
-    `new`, delegates everything. An instrument: the HMACs computed are exactly the stdlib's."""
+    `new` and `digest` (each one HMAC), delegates everything. An instrument: the HMACs computed are exactly the stdlib's."""
 
     def __init__(self, master: bytes) -> None:
         self.master = master
@@ -150,6 +150,12 @@ class HmacSpy:
         self.count += 1
         self.derived += key == self.master
         return stdlib_hmac.new(key, msg, digestmod)
+
+    def digest(self, key: bytes, msg: bytes, digest: Any) -> bytes:
+        """The one-shot HMAC (what authcore.tokens computes with), counted as `new` is."""
+        self.count += 1
+        self.derived += key == self.master
+        return stdlib_hmac.digest(key, msg, digest)
 
     def reset(self) -> None:
         self.count = self.derived = 0
