@@ -96,6 +96,9 @@ ENV = {  # as tests/conftest.py's, with caches as a warm execution environment h
     # variant pays a Secrets Manager or client look-up that the others do not.
     "CLIENT_CACHE_SECONDS": "3600",
     "SECRET_CACHE_SECONDS": "3600",
+    # Every family of the run is signed in from one address (a reuse sample needs a new one each round):
+    # no per-address limit on device authorization (bench/cpu.py's and bench/load.py's stacks have none).
+    "DEVICE_AUTHORIZATIONS_PER_IP": "0",
     **IDP.env,  # approvals sign the person in with an ID token of the tests' identity provider
 }
 lambda_host.SIGN_IN = IDP.bearer
