@@ -33,11 +33,8 @@ import contextlib
 import gc
 import io
 import json
-import math
 import os
-import platform
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,7 +52,20 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers")]
 # (only this process imports it: the measured processes import nothing of the benchmark's)
 from aws_lambda_powertools.event_handler import Response  # noqa: E402 - the framework route's annotation
 
-RESULTS = ROOT / "bench" / "results"
+from bench.common import (  # noqa: E402
+    CLIENT,
+    RESULTS,
+    AwsCalls,
+    SetupFailed,
+    code_version,
+    expect,
+    machine,
+    median,
+    percentile,
+    service_environment,
+    stdout_to,
+)
+
 # Bytecode of every module the measured processes import, compiled once (the first, unmeasured process
 # per target): a deployed layer is measured with its modules compiled, not compiling them.
 PYCACHE = RESULTS / "pycache"
@@ -63,7 +73,6 @@ FLOOR = "floor"
 FLOOR_CODE = "bench/floor.py"
 INIT_TARGET = 1.0  # init CPU of every function, times the lean floor's
 WARM_TARGET = 1.2  # warm handler CPU per exchange and per refresh, times the floor handler's
-CLIENT = "demo-cli"
 QUICK_FUNCTIONS = ("DeviceExchangeFunction", "DiscoveryFunction")
 FRAMEWORK = "framework"
 OPERATIONS = {
@@ -124,18 +133,6 @@ with open(out_path, "w") as f:
 
 
 # ---------------------------------------------------------------- statistics
-
-
-def percentile(ordered: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending, non-empty list."""
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
-
-# ---------------------------------------------------------------- the functions and their environment
 
 
 @dataclass(frozen=True)
@@ -206,18 +203,6 @@ def run_child(target: Target, env: dict[str, str], event: dict[str, Any] | None 
         return result
 
 
-class SetupFailed(Exception):
-    pass
-
-
-def _expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise SetupFailed(what)
-
-
-# ---------------------------------------------------------------- init
-
-
 def measure_init(found: list[Target], rounds: int, warm_up: bool, rng: random.Random) -> dict[str, Any]:
     """``rounds`` fresh processes per target, interleaved in a shuffled order per round; one unmeasured
     process per target first (compiles the bytecode, warms the page cache)."""
@@ -281,13 +266,13 @@ class Service:
     def approved_device_code(self) -> str:
         """A device code, approved by the demo user: ready to be exchanged."""
         status, started = self.call("/oauth/device/code", form={"client_id": CLIENT})
-        _expect(status == 200, f"device code: {status} {started}")
+        expect(status == 200, f"device code: {status} {started}")
         status, body = self.call(
             "/oauth/device/verify",
             body={"user_code": started["user_code"], "decision": "approve"},
             claims=self.seed.user,
         )
-        _expect(status == 200, f"approval: {status} {body}")
+        expect(status == 200, f"approval: {status} {body}")
         return str(started["device_code"])
 
     def family(self) -> str:
@@ -295,7 +280,7 @@ class Service:
         status, body = self.call(
             "/auth/device/exchange", body={"device_code": self.approved_device_code(), "client_id": CLIENT}
         )
-        _expect(status == 200, f"exchange: {status} {body}")
+        expect(status == 200, f"exchange: {status} {body}")
         return str(body["refresh_token"])
 
 
@@ -385,20 +370,6 @@ def measure_first_call(
 # ---------------------------------------------------------------- warm
 
 
-class AwsCalls:
-    """Operations sent during a measured call (botocore before-call hooks on the clients in use)."""
-
-    def __init__(self) -> None:
-        self.dynamodb: list[str] = []
-        self.other: list[str] = []
-
-    def on_dynamodb(self, model: Any, **_: Any) -> None:
-        self.dynamodb.append(model.name)
-
-    def on_other(self, model: Any, **_: Any) -> None:
-        self.other.append(model.name)
-
-
 @dataclass
 class Sample:
     cpu_ns: int
@@ -451,8 +422,7 @@ def measure_call(handler: Handler, event: dict[str, Any], calls: AwsCalls) -> tu
 
     context = LambdaContext(function_name="bench")
     gc.collect()
-    calls.dynamodb.clear()
-    calls.other.clear()
+    calls.reset()
     gc.disable()
     try:
         wall0 = time.perf_counter_ns()
@@ -534,36 +504,6 @@ def measure_warm(service: Service, samples: int, warmup: int, rng: random.Random
 
 
 # ---------------------------------------------------------------- the run
-
-
-def service_environment(url: str, table: str, secret: str) -> dict[str, str]:
-    """As tests/conftest.py's, against the moto server, with the caches of a warm environment."""
-    from tests.support import aws
-    from tests.support.idp import IDP
-
-    return {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_DEFAULT_REGION": aws.REGION,
-        "AWS_REGION": aws.REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "TABLE_NAME": table,
-        "KEYS_SECRET_ID": secret,
-        "JWKS_SECRET_ID": aws.JWKS_SECRET,
-        "ISSUER": "https://auth.example.test",
-        "POWERTOOLS_SERVICE_NAME": "token-service",
-        "POWERTOOLS_METRICS_NAMESPACE": "TokenService",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_DEV": "false",
-        # A warm environment: the client registry and the key set stay cached for the whole run, so
-        # no sample pays a look-up that the others do not.
-        "CLIENT_CACHE_SECONDS": "3600",
-        "SECRET_CACHE_SECONDS": "3600",
-        # Every device flow of the run comes from one address: no per-address limit (bench/load.py's too).
-        "DEVICE_AUTHORIZATIONS_PER_IP": "0",
-        **IDP.env,
-    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -652,46 +592,6 @@ def verdicts(init: dict[str, Any], warm: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- output
-
-
-@contextlib.contextmanager
-def stdout_to(path: Path) -> Iterator[None]:
-    """File descriptor 1 goes to ``path`` (the functions' log lines and metrics: the Powertools logger
-    holds sys.stdout from import on, so swapping sys.stdout would not do)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with path.open("w", encoding="utf-8") as log:
-        os.dup2(log.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
-def code_version() -> dict[str, Any]:
-    """The commit measured, and the files of the service that differ from it (a working tree)."""
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        except OSError:
-            return ""
-        return done.stdout if done.returncode == 0 else ""
-
-    changed = git("status", "--porcelain", "--", "layers", "functions", "bench").splitlines()
-    return {"commit": git("rev-parse", "HEAD").strip(), "modified": [line[3:] for line in changed if line]}
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # at the end: how noisy it was
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
 
 
 def _met(ok: bool) -> str:
@@ -811,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "bench/cpu.py",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
-        "code": code_version(),
+        "code": code_version("layers", "functions", "bench"),
         **outcome,
         "total_s": round(time.monotonic() - started, 1),
         "log": str(log_path.relative_to(ROOT) if log_path.is_relative_to(ROOT) else log_path),

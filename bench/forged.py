@@ -42,16 +42,13 @@ import argparse
 import contextlib
 import gc
 import json
-import math
 import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -63,13 +60,24 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers")]
 import boto3  # noqa: E402
 
 from authcore import runtime, tokens  # noqa: E402
+from bench.common import (  # noqa: E402
+    CLIENT,
+    RESULTS,
+    AwsCalls,
+    SetupFailed,
+    code_version,
+    expect,
+    machine,
+    percentile,
+    service_environment,
+    stdout_to,
+)
 from local import lambda_host  # noqa: E402
 from local.lambda_host import LambdaContext, http_event, load_function  # noqa: E402
 from local.moto_server import MotoServer  # noqa: E402
 from tests.support import aws, forge  # noqa: E402
 from tests.support.idp import IDP  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 BASELINE = "d"
 VARIANTS = {
     "a": "real, current token (family at generation N)",
@@ -78,28 +86,6 @@ VARIANTS = {
     "c": "authentic, old (reuse; ends its family)",
     "d": "unknown: forged, names no grant",
     "e": 'malformed ("garbage")',
-}
-CLIENT = "demo-cli"
-ENV = {  # as tests/conftest.py's, with caches as a warm execution environment has them
-    "AWS_DEFAULT_REGION": aws.REGION,
-    "AWS_REGION": aws.REGION,
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "JWKS_SECRET_ID": aws.JWKS_SECRET,
-    "ISSUER": "https://auth.example.test",
-    "POWERTOOLS_SERVICE_NAME": "token-service",
-    "POWERTOOLS_METRICS_NAMESPACE": "TokenService",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_DEV": "false",
-    # The client registry and the key set stay cached for the whole run (a warm environment), so no
-    # variant pays a Secrets Manager or client look-up that the others do not.
-    "CLIENT_CACHE_SECONDS": "3600",
-    "SECRET_CACHE_SECONDS": "3600",
-    # Every family of the run is signed in from one address (a reuse sample needs a new one each round):
-    # no per-address limit on device authorization (bench/cpu.py's and bench/load.py's stacks have none).
-    "DEVICE_AUTHORIZATIONS_PER_IP": "0",
-    **IDP.env,  # approvals sign the person in with an ID token of the tests' identity provider
 }
 lambda_host.SIGN_IN = IDP.bearer
 
@@ -125,24 +111,6 @@ class CountingHmac:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
-
-
-class AwsCalls:
-    """Operations the runtime's clients send (botocore before-call hooks): DynamoDB, Secrets Manager."""
-
-    def __init__(self) -> None:
-        self.dynamodb: list[str] = []
-        self.other: list[str] = []
-
-    def on_dynamodb(self, model: Any, **_: Any) -> None:
-        self.dynamodb.append(model.name)
-
-    def on_other(self, model: Any, **_: Any) -> None:
-        self.other.append(model.name)
-
-    def reset(self) -> None:
-        self.dynamodb.clear()
-        self.other.clear()
 
 
 @contextlib.contextmanager
@@ -190,37 +158,28 @@ class Service:
     def family(self) -> str:
         """A new family by the real device flow: its first refresh token."""
         status, started = self.call("/oauth/device/code", form={"client_id": CLIENT})
-        _expect(status == 200, f"device code: {status} {started}")
+        expect(status == 200, f"device code: {status} {started}")
         status, body = self.call(
             "/oauth/device/verify",
             body={"user_code": started["user_code"], "decision": "approve"},
             claims=self.seed.user,
         )
-        _expect(status == 200, f"approval: {status} {body}")
+        expect(status == 200, f"approval: {status} {body}")
         status, body = self.call(
             "/auth/device/exchange", body={"device_code": started["device_code"], "client_id": CLIENT}
         )
-        _expect(status == 200, f"exchange: {status} {body}")
+        expect(status == 200, f"exchange: {status} {body}")
         return str(body["refresh_token"])
 
     def rotate(self, token: str) -> str:
         status, body = self.call("/auth/refresh", body={"refresh_token": token})
-        _expect(status == 200, f"refresh: {status} {body}")
+        expect(status == 200, f"refresh: {status} {body}")
         return str(body["refresh_token"])
-
-
-class SetupFailed(Exception):
-    pass
-
-
-def _expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise SetupFailed(what)
 
 
 def _parsed(text: str) -> tokens.RefreshToken:
     token = tokens.parse_refresh_token(text)
-    _expect(token is not None, "not a well-formed refresh token")
+    expect(token is not None, "not a well-formed refresh token")
     assert token is not None
     return token
 
@@ -235,7 +194,7 @@ def big_family(service: Service, table: str, hmac: tokens.Hmac, generation: int)
     offline = [real[0]]
     for _ in range(3):
         offline.append(hmac.successor(_parsed(offline[-1])))
-    _expect(offline == real, "the offline successor chain differs from the server's rotations")
+    expect(offline == real, "the offline successor chain differs from the server's rotations")
     grant_id = _parsed(real[-1]).grant_id
 
     started = time.monotonic()
@@ -243,7 +202,7 @@ def big_family(service: Service, table: str, hmac: tokens.Hmac, generation: int)
     for _ in range(generation - len(real)):
         previous, current = current, hmac.successor(_parsed(current))
     walk_s = time.monotonic() - started
-    _expect(_parsed(current).generation == generation, "the walk did not reach its generation")
+    expect(_parsed(current).generation == generation, "the walk did not reach its generation")
 
     boto3.client("dynamodb", region_name=aws.REGION).update_item(
         TableName=table,
@@ -336,11 +295,6 @@ def measure(handler: Handler, token: str, hmacs: CountingHmac, calls: AwsCalls) 
     )
 
 
-def percentile(ordered: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending, non-empty list."""
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def spread(values: list[int]) -> str:
     low, high = min(values), max(values)
     return str(low) if low == high else f"{low}-{high}"
@@ -386,14 +340,7 @@ def run(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
     setup_started = time.monotonic()
     with MotoServer() as url:
         table, secret = "bench-forged", "bench/forged/keys"
-        os.environ.update(ENV)
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": url,  # every boto3 client of this process: the moto server
-                "TABLE_NAME": table,
-                "KEYS_SECRET_ID": secret,
-            }
-        )
+        os.environ.update(service_environment(url, table, secret))
         aws.create_table(table, endpoint_url=url)
         aws.create_keys(secret, endpoint_url=url)
         seed = aws.seed(table, secret, endpoint_url=url)
@@ -406,7 +353,7 @@ def run(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
         forged_1 = forge.forged_refresh_token(grant_id, CLIENT, 1)
         forged_n = forge.forged_refresh_token(grant_id, CLIENT, args.generation + 1)
         unknown = forge.forged_refresh_token(tokens.new_grant_id(), CLIENT, 1)
-        _expect(unknown != forged_1 and forge.grant_of(forged_n) == grant_id, "forged tokens")
+        expect(unknown != forged_1 and forge.grant_of(forged_n) == grant_id, "forged tokens")
 
         variants = {
             "a": Variant("a", VARIANTS["a"], 200, None),
@@ -482,46 +429,6 @@ def run(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- main
-
-
-@contextlib.contextmanager
-def stdout_to(path: Path) -> Iterator[None]:
-    """File descriptor 1 goes to ``path`` (the Powertools logger holds sys.stdout from import on, so
-    swapping sys.stdout would not do); progress goes to stderr meanwhile."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with path.open("w", encoding="utf-8") as log:
-        os.dup2(log.fileno(), 1)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
-def code_version() -> dict[str, Any]:
-    """The commit measured, and the files of the service that differ from it (a working tree)."""
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        except OSError:
-            return ""
-        return done.stdout if done.returncode == 0 else ""
-
-    changed = git("status", "--porcelain", "--", "layers", "functions").splitlines()
-    return {"commit": git("rev-parse", "HEAD").strip(), "modified": [line[3:] for line in changed if line]}
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # at the end: how noisy it was
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
 
 
 def report(result: dict[str, Any]) -> str:
@@ -608,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "bench/forged.py",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
-        "code": code_version(),
+        "code": code_version("layers", "functions"),
         **outcome,
         "total_s": round(time.monotonic() - started, 1),
         "log": str(log_path.relative_to(ROOT) if log_path.is_relative_to(ROOT) else log_path),
