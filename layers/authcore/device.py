@@ -18,11 +18,10 @@ from authcore.clients import DEVICE_GRANT, REFRESH_GRANT, Caller, Policy, admit,
 from authcore.envelopes import (
     ClientOut,
     DeviceAuthorizationResponse,
-    DeviceOut,
     OrganizationChoice,
     VerifyInfoResponse,
 )
-from authcore.issuance import Context, Issued, iso, issue
+from authcore.issuance import Context, Issued, device_of, iso, issue
 from authcore.observability import audit
 from authcore.store import (
     ClientRecord,
@@ -254,13 +253,7 @@ def describe(
         expires_at=iso(grant.expires_at),
         status=grant.status,
         organizations=[OrganizationChoice(id=m.org_id, name=m.org_name, role=m.role) for m in orgs],
-        device=DeviceOut(
-            ip=grant.device_ip,
-            user_agent=grant.device_user_agent,
-            client_version=grant.device_client_version,
-            country=grant.device_country,
-            requested_at=iso(grant.created_at),
-        ),
+        device=device_of(grant),
         same_network=same_network(grant.device_ip, viewer.ip if viewer else None),
     )
 

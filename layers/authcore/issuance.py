@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from authcore import tokens
 from authcore.clients import ClientRegistry
 from authcore.envelopes import (
+    DeviceOut,
     LegacySuccess,
     LegacyTokenData,
     OAuthTokenResponse,
-    OrganizationOut,
     ProductTokenResponse,
-    UserOut,
 )
 from authcore.settings import Settings
 from authcore.store import Grant, Store
@@ -57,16 +56,6 @@ class Issued:
         """The cookie lives as long as the session can: the earlier of its absolute and idle limits."""
         return max(0, (self.grant.ends_at or self.issued_at) - self.issued_at)
 
-    @property
-    def user(self) -> UserOut:
-        g = self.grant
-        return UserOut(id=g.user_id or "", email=g.user_email or "", name=g.user_name or "")
-
-    @property
-    def organization(self) -> OrganizationOut:
-        g = self.grant
-        return OrganizationOut(id=g.org_id or "", name=g.org_name or "", role=g.org_role or "")
-
     def oauth(self) -> OAuthTokenResponse:
         """RFC 6749 §5.1."""
         return OAuthTokenResponse(
@@ -105,6 +94,17 @@ class Issued:
 
 def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def device_of(grant: Grant) -> DeviceOut:
+    """The device that asked for a grant, as the page and the session list show it (RFC 8628 §5.4)."""
+    return DeviceOut(
+        ip=grant.device_ip,
+        user_agent=grant.device_user_agent,
+        client_version=grant.device_client_version,
+        country=grant.device_country,
+        requested_at=iso(grant.created_at),
+    )
 
 
 def issue(

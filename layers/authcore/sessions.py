@@ -17,13 +17,12 @@ from typing import Any
 from authcore import errors, tokens
 from authcore.clients import REFRESH_GRANT, Caller, admit, admit_token_owner
 from authcore.envelopes import (
-    DeviceOut,
     IntrospectionResponse,
     NamedOut,
     SessionOut,
     SessionsResponse,
 )
-from authcore.issuance import Context, Issued, iso, issue
+from authcore.issuance import Context, Issued, device_of, iso, issue
 from authcore.observability import audit, refused, session_revoked
 from authcore.store import ClientRecord, Grant, Rejected, Store
 
@@ -384,13 +383,7 @@ def _session_out(ctx: Context, grant: Grant) -> SessionOut:
         created_at=iso(issued),
         last_used_at=iso(max(issued, grant.rt_rotated_at or issued)),
         expires_at=iso(grant.ends_at),
-        device=DeviceOut(
-            ip=grant.device_ip,
-            user_agent=grant.device_user_agent,
-            client_version=grant.device_client_version,
-            country=grant.device_country,
-            requested_at=iso(grant.created_at),
-        ),
+        device=device_of(grant),
     )
 
 
