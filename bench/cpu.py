@@ -132,7 +132,7 @@ with open(out_path, "w") as f:
 """
 
 
-# ---------------------------------------------------------------- statistics
+# ---------------------------------------------------------------- the functions and their environment
 
 
 @dataclass(frozen=True)

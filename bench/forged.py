@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "bench/forged.py",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
-        "code": code_version("layers", "functions"),
+        "code": code_version("layers", "functions", "bench"),
         **outcome,
         "total_s": round(time.monotonic() - started, 1),
         "log": str(log_path.relative_to(ROOT) if log_path.is_relative_to(ROOT) else log_path),

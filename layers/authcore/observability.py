@@ -143,7 +143,7 @@ def _write_audit_line(event: str, fields: dict[str, Any], metric_names: tuple[st
         stream = handler.stream  # type: ignore[attr-defined]
         stream.write(line)
         stream.flush()
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # as logging.Handler.handleError: nothing a write raises escapes
         # as logging does with a line it cannot write: the request goes on (its writes are done, and an
         # answer lost now would cost the client its tokens), and stderr says why
         _unwritten(exc)
