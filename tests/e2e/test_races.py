@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -31,7 +34,7 @@ from authcore.store import Store
 from local import admin
 from local.lambda_host import http_event
 from local.moto_server import MotoServer
-from local.workers import Environments
+from local.workers import Environments, write_clock_offset
 from tests.conftest import ENV, ROUTES
 from tests.support import aws, broken
 from tests.support.barrier import BarrierServer
@@ -43,6 +46,9 @@ EXCHANGERS = 30  # concurrent exchanges of one device code
 REFRESHERS = 20  # concurrent refreshes of one token
 WRONG_CODES = 50  # concurrent look-ups of wrong user codes by one user
 REFUSED = 15  # refreshes asking a wider scope, racing one plain refresh
+PER_ADDRESS = 10  # device authorization requests per source address per window, in its race
+FROM_ONE_ADDRESS = 40  # concurrent device authorization requests from one address
+FROM_ANOTHER = 8  # ... racing these, from another address (under its limit)
 LIMIT = Settings.model_fields["verify_attempts_limit"].default  # wrong codes per user per window
 ROUNDS = 3
 TOKEN_ENDPOINT = "/oauth/token"
@@ -71,11 +77,22 @@ class Stack:
     run (VERIFY_ATTEMPTS_WINDOW_SECONDS), so a race never straddles two windows. Both are decided by
     the wall clock here (worker processes); their bounds are tested with a moved clock elsewhere."""
 
-    def __init__(self, url: str, setup: str | None = None, size: int = WORKERS) -> None:
+    def __init__(
+        self,
+        url: str,
+        setup: str | None = None,
+        size: int = WORKERS,
+        env: dict[str, str] | None = None,
+        clock_file: Path | None = None,
+    ) -> None:
+        """``env``: settings of this stack's own (a limit to race); ``clock_file``: its functions read
+        their time through it (local.workers.FileClock), so a test can hold a race inside one window."""
         self.table = f"race-{uuid.uuid4().hex[:8]}"
         self.secret = f"race/{self.table}"
+        overrides = env or {}
         env = {**ENV, "AWS_ENDPOINT_URL": url, "TABLE_NAME": self.table, "KEYS_SECRET_ID": self.secret}
         env |= {"ROTATION_GRACE_SECONDS": "300", "VERIFY_ATTEMPTS_WINDOW_SECONDS": str(10**10)}
+        env |= overrides
         env["PATH"] = "/usr/bin:/bin"
         self.url = url
         saved = {k: os.environ.get(k) for k in env}
@@ -92,7 +109,7 @@ class Stack:
                     os.environ[k] = v
         self.ddb = boto3.client("dynamodb", region_name=aws.REGION, endpoint_url=url)
         functions = sorted({(f"functions/{f}", "app.lambda_handler") for f in ROUTES.values()})
-        self.pool = Environments(env, size=size, setup=setup, preload=functions)
+        self.pool = Environments(env, size=size, setup=setup, preload=functions, clock_file=clock_file)
 
     def __enter__(self) -> Stack:
         return self
@@ -386,3 +403,97 @@ def test_the_refused_refresh_race_catches_a_rotate_then_undo(moto_url: str) -> N
         barrier.check()
         with pytest.raises(AssertionError, match="the successor handed out in the race does not work"):
             check_refused_changed_nothing(stack, token, plain, refused)
+
+
+# ---------------------------------------------------------------- the per-address limit (issue #10)
+
+BUSY, QUIET = "203.0.113.77", "198.51.100.23"
+DEVICE_WINDOW = 600
+
+
+def limited_stack(url: str, tmp_path: Path, setup: str | None = None) -> Stack:
+    """A stack whose device authorization requests are limited per source address (PER_ADDRESS per
+    window, no shards) and whose functions' clock stands just after a window starts: a race always
+    ends inside one window, whatever the wall clock says."""
+    clock = tmp_path / "clock"
+    now = time.time()
+    write_clock_offset(clock, now - now % DEVICE_WINDOW + DEVICE_WINDOW + 1 - now)
+    env = {
+        "DEVICE_AUTHORIZATIONS_PER_IP": str(PER_ADDRESS),
+        "DEVICE_AUTHORIZATIONS_WINDOW_SECONDS": str(DEVICE_WINDOW),
+        "DEVICE_AUTHORIZATIONS_ADDRESS_SHARDS": "1",
+    }
+    return Stack(url, setup=setup, env=env, clock_file=clock)
+
+
+def race_device_requests(stack: Stack, addresses: list[str]) -> list[tuple[str, int, dict[str, Any]]]:
+    """A device authorization request from each address, all at once: (address, status, body)."""
+
+    def ask(address: str) -> Callable[[], tuple[str, int, dict[str, Any]]]:
+        def call() -> tuple[str, int, dict[str, Any]]:
+            status, body = stack.call(
+                "POST", "/oauth/device/code", form={"client_id": "demo-cli"}, source_ip=address
+            )
+            return address, status, body
+
+        return call
+
+    return race([ask(address) for address in addresses])
+
+
+def check_address_limit(results: list[tuple[str, int, dict[str, Any]]]) -> None:
+    """From the busy address, exactly PER_ADDRESS requests answered with a device code and every other
+    one refused (429, temporarily_unavailable); from the quiet one, every request answered."""
+    busy = Counter((status, body.get("error")) for address, status, body in results if address == BUSY)
+    refused = FROM_ONE_ADDRESS - PER_ADDRESS
+    assert busy == Counter({(200, None): PER_ADDRESS, (429, "temporarily_unavailable"): refused}), busy
+    quiet = Counter(status for address, status, _ in results if address == QUIET)
+    assert quiet == Counter({200: FROM_ANOTHER}), quiet
+
+
+def device_requests_in_table(stack: Stack, address: str) -> tuple[int, int]:
+    """(the address's counter over every window, the device requests it started), read on the AWS
+    endpoint: a refused request must have written neither."""
+    pages = stack.ddb.get_paginator("scan").paginate(TableName=stack.table, ConsistentRead=True)
+    counted = started = 0
+    for page in pages:
+        for item in page["Items"]:
+            pk = item["pk"]["S"]
+            if pk == f"RATE#device#{address}":
+                counted += int(item["requests"]["N"])
+            elif pk.startswith("GRANT#") and item.get("device_ip", {}).get("S") == address:
+                started += 1
+    return counted, started
+
+
+def test_concurrent_device_requests_cannot_outrun_the_address_limit(moto_url: str, tmp_path: Path) -> None:
+    """40 concurrent device authorization requests from one address, racing 8 from another, with a
+    limit of 10 per address: exactly 10 of the 40 get a device code, the 30 others 429, and the counter
+    and the table hold 10 (a refused request wrote nothing); the other address is not held up.
+    test_the_address_limit_race_catches_a_check_then_count: a counter read, then counted without a
+    condition, lets more than 10 through."""
+    with limited_stack(moto_url, tmp_path) as stack:
+        addresses = [BUSY] * FROM_ONE_ADDRESS + [QUIET] * FROM_ANOTHER
+        random.Random(7).shuffle(addresses)
+        check_address_limit(race_device_requests(stack, addresses))
+        assert device_requests_in_table(stack, BUSY) == (PER_ADDRESS, PER_ADDRESS)
+        assert device_requests_in_table(stack, QUIET) == (FROM_ANOTHER, FROM_ANOTHER)
+
+
+def test_the_address_limit_race_catches_a_check_then_count(moto_url: str, tmp_path: Path) -> None:
+    """Negative control: every racer of a round reads the address's counter before any counts (barrier),
+    then counts without the limit in the write's condition. The first two rounds (one racer per worker
+    each) all read fewer than 10 and all pass: at least 16 requests from the one address get a device
+    code, every time."""
+    with (
+        BarrierServer(parties=WORKERS, arrivals=FROM_ONE_ADDRESS) as barrier,
+        limited_stack(moto_url, tmp_path, setup=broken.setup("check_then_count_device", barrier)) as stack,
+    ):
+        results = race_device_requests(stack, [BUSY] * FROM_ONE_ADDRESS)
+        barrier.check()
+        passed = sum(status == 200 for _, status, _ in results)
+        assert passed >= 2 * WORKERS > PER_ADDRESS, passed
+        with pytest.raises(AssertionError):
+            check_address_limit(results + [(QUIET, 200, {})] * FROM_ANOTHER)
+        counted, started = device_requests_in_table(stack, BUSY)
+        assert counted == started == passed

@@ -13,13 +13,14 @@ the function's name carries the barrier's address (module ``__getattr__`` below)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from authcore import errors, tokens
 from authcore import store as store_module
-from authcore.store import Grant, Rejected, Store, _values
+from authcore.store import Grant, Quota, QuotaExceeded, Rejected, Store, _values
 from tests.support.barrier import Barrier, BarrierServer
 
 
@@ -148,12 +149,38 @@ def rotate_then_undo(barrier: Barrier) -> None:
             raise errors.InvalidScope("The requested scope exceeds what was granted.")
         return grant
 
-    Store.rotate_refresh = broken  # type: ignore[method-assign]
+    Store.rotate_refresh = broken  # type: ignore[method-assign, assignment]
+
+
+def check_then_count_device(barrier: Barrier) -> None:
+    """The per-address limit of device authorization as a check-then-act: read the address's counter,
+    let every racer of the round read it too (barrier), refuse in Python if it was at the limit, else
+    write the request and count it without the limit in the write's condition."""
+    create = Store.create_device_grant
+
+    def checked_then_counted(self: Store, grant: Grant, now: int, quotas: Sequence[Quota] = ()) -> None:
+        read = []
+        for quota in quotas:
+            item = self._get(f"RATE#{quota.counter}", f"WINDOW#{quota.window}")
+            read.append(int(item["requests"]["N"]) if item else 0)
+        barrier.wait()  # every racer of the round has read the counters; none has counted
+        for quota, count in zip(quotas, read, strict=True):
+            if count >= quota.limit:
+                raise QuotaExceeded(quota)
+        create(self, grant, now, [dataclasses.replace(q, limit=2**31 - 1) for q in quotas])
+
+    Store.create_device_grant = checked_then_counted  # type: ignore[method-assign]
 
 
 VARIANTS: dict[str, Callable[[Barrier], None]] = {
     f.__name__: f
-    for f in (check_then_act_redeem, random_successor, check_then_increment_verify, rotate_then_undo)
+    for f in (
+        check_then_act_redeem,
+        random_successor,
+        check_then_increment_verify,
+        rotate_then_undo,
+        check_then_count_device,
+    )
 }
 
 
