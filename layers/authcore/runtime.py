@@ -22,6 +22,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from authcore import errors
@@ -303,3 +304,14 @@ def _snapshot_hooks() -> Any:
 _hooks = _snapshot_hooks()
 if _hooks is not None:
     register_snapstart_hooks(_hooks)
+
+
+def on_snapstart(before: Callable[[], object], after: Callable[[], object], hooks: Any = None) -> None:
+    """A function's own SnapStart hooks, beside `prime` and `after_restore`: ``before`` builds what only
+    that function uses (into the snapshot), ``after`` drops what restored environments must not share
+    (its clients' connections). Registered with Lambda's hooks library where it exists (``hooks``:
+    another registry, for tests), a no-op elsewhere."""
+    registry = _hooks if hooks is None else hooks
+    if registry is not None:
+        registry.register_before_snapshot(before)
+        registry.register_after_restore(after)

@@ -267,3 +267,69 @@ def test_after_restore_closes_the_connections_the_clients_hold(env: dict[str, st
         finally:
             del os.environ["AWS_ENDPOINT_URL"]
             runtime.reset()
+
+
+SECURITY_EVENTS = r"""
+import importlib.util, json, sys, types
+before, after = [], []
+fake = types.ModuleType("snapshot_restore_py")  # Lambda's hooks library, as its managed runtimes have it
+fake.register_before_snapshot = before.append
+fake.register_after_restore = after.append
+sys.modules["snapshot_restore_py"] = fake
+import boto3
+calls = []
+boto3.setup_default_session()
+boto3.DEFAULT_SESSION._session.get_component("event_emitter").register(
+    "before-call", lambda model, **_: calls.append(model.name))
+spec = importlib.util.spec_from_file_location("security_events_app", sys.argv[1])
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+built_at_import = app._events.cache_info().currsize
+for hook in before:
+    hook()
+events = app._events()
+primed = {"import": built_at_import, "calls_before_snapshot": list(calls),
+          "before": [h.__name__ for h in before], "after": [h.__name__ for h in after]}
+events.list_event_buses()  # a request: a connection pool for the endpoint
+pools = events._endpoint.http_session._manager.pools
+open_before = len(pools)
+for hook in after:
+    hook()
+primed |= {"pools": [open_before, len(pools)], "same_client": app._events() is events}
+events.list_event_buses()  # the client works on, with a new connection
+print(json.dumps(primed))
+"""
+
+
+def test_the_security_events_function_primes_and_restores_its_own_client(env: dict[str, str]) -> None:
+    """With Lambda's hooks library present: the EventBridge client (which the function builds on first
+    use) is built before the snapshot, with no request to AWS, and after a restore it keeps the client
+    but closes the connections it held."""
+    from local.moto_server import MotoServer
+
+    with MotoServer() as url:
+        done = subprocess.run(
+            [sys.executable, "-c", SECURITY_EVENTS, str(ROOT / "functions/security_events/app.py")],
+            env={**env, "PYTHONPATH": str(ROOT / "layers"), "AWS_ENDPOINT_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {
+        "import": 0,
+        "calls_before_snapshot": [],
+        "before": ["prime", "_prime"],
+        "after": ["after_restore", "_after_restore"],
+        "pools": [1, 0],
+        "same_client": True,
+    }, out
+
+
+def test_on_snapstart_registers_a_functions_own_hooks_beside_the_layers() -> None:
+    hooks = Hooks()
+    runtime.on_snapstart(before=print, after=repr, hooks=hooks)
+    assert hooks.before == [print] and hooks.after == [repr]
+    runtime.on_snapstart(before=print, after=repr)  # outside Lambda: no hooks library, nothing to do
