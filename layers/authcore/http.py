@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import ipaddress
 import json
 import traceback
@@ -437,14 +438,17 @@ def presented_refresh_token(
     )
 
 
+ORIGIN_VERIFY = "x-origin-verify"  # the custom origin header a CloudFront distribution in front adds
+
+
 def requester(app: APIGatewayHttpResolver) -> Requester:
     """Who sent this request, as far as the edge says: source IP (API Gateway's, not a header a client
-    could set), User-Agent, X-Client-Version, and CloudFront's viewer country and city when the
-    deployment says a distribution sits in front (TRUST_EDGE_HEADERS)."""
+    could set), User-Agent, X-Client-Version, and, behind CloudFront (TRUST_EDGE_HEADERS), the viewer's
+    address, country and city from CloudFront's headers, on a request that came through it."""
     from authcore.device import Requester
 
     event = app.current_event
-    edge = runtime.settings().trust_edge_headers
+    edge = through_the_edge(app)
     viewer = _viewer_address(header(app, "cloudfront-viewer-address")) if edge else None
     return Requester(
         # behind CloudFront, API Gateway's source address is CloudFront's: the viewer's is in its header
@@ -454,6 +458,22 @@ def requester(app: APIGatewayHttpResolver) -> Requester:
         country=header(app, "cloudfront-viewer-country") if edge else None,
         city=header(app, "cloudfront-viewer-city") if edge else None,
     )
+
+
+def through_the_edge(app: APIGatewayHttpResolver) -> bool:
+    """Whether this request came through the CloudFront distribution the deployment says is in front:
+    its X-Origin-Verify header (which the distribution adds, and a client that goes around it does not
+    know) hashes to EDGE_ORIGIN_SECRET_SHA256. Only then are CloudFront's viewer headers believed; any
+    other request, sent to the API directly, is taken as API Gateway saw it. (Only the secret's digest
+    is configured, so the functions' configuration holds no secret.)"""
+    settings = runtime.settings()
+    if not settings.trust_edge_headers:
+        return False
+    presented = header(app, ORIGIN_VERIFY)
+    if presented is None:
+        return False
+    digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).hexdigest()
+    return hmac.compare_digest(digest, settings.edge_origin_secret_sha256)
 
 
 def _viewer_address(value: str | None) -> str | None:

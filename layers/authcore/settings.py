@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 # A rotation (or a device-code redemption) whose answer was lost must recognise itself when it comes
 # again, within the grace, or the retry looks like reuse and ends the session:
@@ -62,15 +62,26 @@ class Settings(BaseModel):
     auth_issuer: str = ""
     auth_audience: tuple[str, ...] = ()
     auth_jwks_uri: str = ""
-    # Take the viewer's country and city from CloudFront's headers: only behind a CloudFront distribution
-    # that sets them (and that the API is not reachable around), or any client could claim a country.
+    # A CloudFront distribution is in front: take the viewer's address, country and city from its
+    # headers, on a request that proves it came through the distribution: its X-Origin-Verify header (a
+    # custom origin header the distribution adds) hashes to edge_origin_secret_sha256. Any other request
+    # is taken at its word as API Gateway saw it (its source address, no country): a client that reaches
+    # the API around CloudFront cannot claim another address, country or network.
     trust_edge_headers: bool = False
+    edge_origin_secret_sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$", validate_default=True)
 
     @field_validator("refresh_idle_timeout_seconds")
     @classmethod
     def _idle_outlasts_any_grace(cls, value: int) -> int:
         if 0 < value < MIN_IDLE_TIMEOUT_SECONDS:  # shorter than a grace, a retried request would be "idle"
             raise ValueError(f"0 (none) or at least {MIN_IDLE_TIMEOUT_SECONDS} seconds")
+        return value
+
+    @field_validator("edge_origin_secret_sha256")
+    @classmethod
+    def _edge_headers_need_the_origin_secret(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("trust_edge_headers") and not value:
+            raise ValueError("TRUST_EDGE_HEADERS needs the origin secret's SHA-256")
         return value
 
     @field_validator("allowed_origins", mode="before")

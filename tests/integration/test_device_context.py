@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -28,9 +29,15 @@ def seen_from(api: Api, seed: Seed, user_code: str, ip: str) -> dict[str, Any]:
     return result.json()  # type: ignore[no-any-return]
 
 
+ORIGIN_SECRET = "cf-origin-4c8f0e7b2d9a41f6b3e5a7c9d1f2e3a4"  # what the distribution sends, X-Origin-Verify
+THROUGH_CLOUDFRONT = {"x-origin-verify": ORIGIN_SECRET}
+
+
 @pytest.fixture
 def behind_cloudfront(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment with a CloudFront distribution in front (template: EdgeOriginSecretSha256)."""
     monkeypatch.setenv("TRUST_EDGE_HEADERS", "true")
+    monkeypatch.setenv("EDGE_ORIGIN_SECRET_SHA256", hashlib.sha256(ORIGIN_SECRET.encode()).hexdigest())
     runtime.reset()
 
 
@@ -40,6 +47,7 @@ def test_the_person_sees_where_the_request_came_from(
     started = started_from(
         api,
         "203.0.113.7",
+        **THROUGH_CLOUDFRONT,
         **{
             "user-agent": "demo-cli/1.4.2 (Linux)",
             "x-client-version": "1.4.2",
@@ -108,7 +116,9 @@ def test_behind_cloudfront_the_viewer_address_is_the_device_address(
 ) -> None:
     """API Gateway's source address is CloudFront's there: the device context (and the per-address
     limit) use CloudFront-Viewer-Address instead; an unreadable one falls back to the source address."""
-    started = started_from(api, "198.51.100.250", **{"cloudfront-viewer-address": header})
+    started = started_from(
+        api, "198.51.100.250", **THROUGH_CLOUDFRONT, **{"cloudfront-viewer-address": header}
+    )
     body = seen_from(api, account, started["user_code"], "198.51.100.251")
     assert body["device"]["ip"] == (seen or "198.51.100.250")
 
@@ -117,3 +127,85 @@ def test_without_cloudfront_the_viewer_address_header_is_not_believed(api: Api, 
     started = started_from(api, "198.51.100.250", **{"cloudfront-viewer-address": "203.0.113.7:1"})
     body = seen_from(api, account, started["user_code"], "198.51.100.251")
     assert body["device"]["ip"] == "198.51.100.250"
+
+
+FORGED_EDGE = {
+    "cloudfront-viewer-address": "203.0.113.7:443",
+    "cloudfront-viewer-country": "NL",
+    "cloudfront-viewer-city": "Amsterdam",
+}
+
+
+@pytest.mark.parametrize(
+    "proof",
+    [{}, {"x-origin-verify": "guessed"}, {"x-origin-verify": ORIGIN_SECRET + "x"}, {"x-origin-verify": ""}],
+    ids=["none", "wrong", "longer", "empty"],
+)
+def test_behind_cloudfront_a_request_around_it_cannot_claim_an_address_or_a_country(
+    api: Api, account: Seed, behind_cloudfront: None, proof: dict[str, str]
+) -> None:
+    """A client that reaches the API directly (not through the distribution: no X-Origin-Verify, or
+    not the secret) and sends CloudFront's viewer headers itself is taken as API Gateway saw it: its
+    own source address, no country, no city; so it cannot pose as the approver's network."""
+    started = started_from(api, "198.51.100.66", **proof, **FORGED_EDGE)
+    body = seen_from(api, account, started["user_code"], "203.0.113.8")
+    assert body["device"]["ip"] == "198.51.100.66" and body["device"]["country"] is None
+    assert body["same_network"] is False  # the forged address would have been the approver's /24
+
+
+def test_behind_cloudfront_the_per_address_limit_counts_a_direct_callers_own_address(
+    api: Api, account: Seed, behind_cloudfront: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attacker's way around the per-address limit: go around CloudFront and claim a new viewer
+    address on every request. Without the origin secret each request counts against the caller's own
+    address, and the limit holds; through the distribution, the viewer's address is what counts."""
+    monkeypatch.setenv("DEVICE_AUTHORIZATIONS_PER_IP", "3")
+    runtime.reset()
+
+    def ask(**headers: str) -> Any:
+        form = {"client_id": "demo-cli"}
+        return api.call("POST", "/oauth/device/code", form=form, source_ip="198.51.100.77", headers=headers)
+
+    answers = [ask(**{"cloudfront-viewer-address": f"192.0.2.{n}:443"}) for n in range(1, 5)]
+    assert [a.status for a in answers] == [200, 200, 200, 429]
+    through = ask(**THROUGH_CLOUDFRONT, **{"cloudfront-viewer-address": "192.0.2.99:443"})
+    assert through.status == 200, through.text  # a viewer of its own, through the distribution
+
+
+def test_trusting_the_edge_needs_the_origin_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRUST_EDGE_HEADERS without EDGE_ORIGIN_SECRET_SHA256 would believe anyone's viewer headers: it is
+    a configuration error, named, as is a digest that is not 64 hex digits."""
+    from authcore.settings import ConfigurationError, from_environ
+
+    base = {"TABLE_NAME": "tokens", "KEYS_SECRET_ID": "keys/x"}
+    for env in ({"TRUST_EDGE_HEADERS": "true"}, {"EDGE_ORIGIN_SECRET_SHA256": "f" * 63}):
+        with pytest.raises(ConfigurationError, match="EDGE_ORIGIN_SECRET_SHA256"):
+            from_environ(base | env)
+    digest = hashlib.sha256(b"s").hexdigest()
+    assert from_environ(
+        base | {"TRUST_EDGE_HEADERS": "true", "EDGE_ORIGIN_SECRET_SHA256": digest}
+    ).trust_edge_headers
+
+
+@pytest.mark.parametrize("digest", ["", hashlib.sha256(ORIGIN_SECRET.encode()).hexdigest()])
+def test_the_template_trusts_the_edge_only_with_an_origin_secret(digest: str) -> None:
+    """One parameter, EdgeOriginSecretSha256, sets both variables every function reads; it accepts only a
+    SHA-256 in hex (or nothing), and the environment it makes passes the settings' own check."""
+    import re
+
+    from authcore.settings import from_environ
+    from local.cfn import Resolver
+    from local.template import load_template
+
+    template = load_template()
+    parameter = template["Parameters"]["EdgeOriginSecretSha256"]
+    assert parameter["Default"] == "" and re.fullmatch(parameter["AllowedPattern"], digest)
+    assert not re.fullmatch(parameter["AllowedPattern"], ORIGIN_SECRET)  # the secret itself is refused
+    resolver = Resolver(template, parameters={"EdgeOriginSecretSha256": digest})
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    env = {
+        name: resolver.string(variables[name]) for name in ("TRUST_EDGE_HEADERS", "EDGE_ORIGIN_SECRET_SHA256")
+    }
+    assert env == {"TRUST_EDGE_HEADERS": "true" if digest else "false", "EDGE_ORIGIN_SECRET_SHA256": digest}
+    base = {"TABLE_NAME": "tokens", "KEYS_SECRET_ID": "keys/x"}
+    assert from_environ(base | env).trust_edge_headers is bool(digest)
