@@ -56,6 +56,12 @@ def test_a_quick_run_reports_every_measurement(tmp_path: Path) -> None:
 
     assert set(result["targets"]["init_met"]) == {"DeviceExchangeFunction", "DiscoveryFunction"}
     assert set(result["targets"]["warm_met"]) == {"exchange", "refresh"}
+    why = result["targets"]["warm_attribution"]  # a missed target comes with its measured reason
+    assert why["framework_ratio"] == warm["framework"]["ratio_to_floor"]
+    for key in ("exchange", "refresh"):
+        assert why["own_work"][key] == round(warm[key]["ratio_to_floor"] - why["framework_ratio"], 2)
+    missed = [k for k, ok in result["targets"]["warm_met"].items() if not ok]
+    assert ("MISSED (warm)" in done.stdout) == bool(missed), done.stdout
     printed = done.stdout
     for heading in ("INIT:", "FIRST CALL:", "WARM:"):
         assert heading in printed, printed
