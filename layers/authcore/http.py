@@ -449,10 +449,17 @@ def requester(app: APIGatewayHttpResolver) -> Requester:
 
     event = app.current_event
     edge = through_the_edge(app)
-    viewer = _viewer_address(header(app, "cloudfront-viewer-address")) if edge else None
+    if edge:
+        # behind CloudFront, API Gateway's source address is an edge server's: the viewer's is in its
+        # header. Without one (an origin request policy that leaves it out), the address is unknown:
+        # counting many viewers as the edge server would hold them all to one address's limit.
+        ip = _viewer_address(header(app, "cloudfront-viewer-address"))
+        if ip is None:
+            _warn_no_viewer_address()
+    else:
+        ip = event.request_context.http.source_ip or None
     return Requester(
-        # behind CloudFront, API Gateway's source address is CloudFront's: the viewer's is in its header
-        ip=viewer or event.request_context.http.source_ip or None,
+        ip=ip,
         user_agent=header(app, "user-agent"),
         client_version=header(app, "x-client-version"),
         country=header(app, "cloudfront-viewer-country") if edge else None,
@@ -463,7 +470,8 @@ def requester(app: APIGatewayHttpResolver) -> Requester:
 def through_the_edge(app: APIGatewayHttpResolver) -> bool:
     """Whether this request came through the CloudFront distribution the deployment says is in front:
     its X-Origin-Verify header (which the distribution adds, and a client that goes around it does not
-    know) hashes to EDGE_ORIGIN_SECRET_SHA256. Only then are CloudFront's viewer headers believed; any
+    know) hashes to one of EDGE_ORIGIN_SECRET_SHA256 (a comma-separated list: the current secret and,
+    while it is being changed, the next). Only then are CloudFront's viewer headers believed; any
     other request, sent to the API directly, is taken as API Gateway saw it. (Only the secret's digest
     is configured, so the functions' configuration holds no secret.)"""
     settings = runtime.settings()
@@ -473,11 +481,28 @@ def through_the_edge(app: APIGatewayHttpResolver) -> bool:
     if presented is None:
         return False
     digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).hexdigest()
-    return hmac.compare_digest(digest, settings.edge_origin_secret_sha256)
+    # every accepted digest compared (the current secret and, while it is being changed, the next)
+    matches = [hmac.compare_digest(digest, accepted) for accepted in settings.edge_origin_secrets]
+    return any(matches)
+
+
+_warned: set[str] = set()
+
+
+def _warn_no_viewer_address() -> None:
+    """Once per execution environment: a misconfigured distribution, not a client's doing."""
+    if "viewer" not in _warned:
+        _warned.add("viewer")
+        logger.warning(
+            "a request through CloudFront without a readable CloudFront-Viewer-Address: add it to the"
+            " distribution's origin request policy (docs/capacity.md); its address is taken as unknown"
+        )
 
 
 def _viewer_address(value: str | None) -> str | None:
-    """CloudFront-Viewer-Address: `198.51.100.7:46532` or `2001:db8::1:46532` (the port always last)."""
+    """CloudFront-Viewer-Address: `198.51.100.7:46532` or `2001:db8::1:46532` (the port always last).
+    API Gateway joins a repeated header with commas: the last value is the one the distribution added."""
+    value = (value or "").rsplit(",", 1)[-1].strip()
     if not value or ":" not in value:
         return None
     address = value.rsplit(":", 1)[0].strip("[]")

@@ -68,7 +68,10 @@ class Settings(BaseModel):
     # is taken at its word as API Gateway saw it (its source address, no country): a client that reaches
     # the API around CloudFront cannot claim another address, country or network.
     trust_edge_headers: bool = False
-    edge_origin_secret_sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$", validate_default=True)
+    # (comma-separated: while the distribution's secret is being changed, the current one's and the next's)
+    edge_origin_secret_sha256: str = Field(
+        default="", pattern=r"^([0-9a-f]{64}(,[0-9a-f]{64}){0,3})?$", validate_default=True
+    )
 
     @field_validator("refresh_idle_timeout_seconds")
     @classmethod
@@ -83,6 +86,11 @@ class Settings(BaseModel):
         if info.data.get("trust_edge_headers") and not value:
             raise ValueError("TRUST_EDGE_HEADERS needs the origin secret's SHA-256")
         return value
+
+    @property
+    def edge_origin_secrets(self) -> tuple[str, ...]:
+        """The digests of the origin secrets a request through the distribution may carry."""
+        return tuple(d for d in self.edge_origin_secret_sha256.split(",") if d)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

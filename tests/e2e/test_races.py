@@ -471,7 +471,9 @@ def test_concurrent_device_requests_cannot_outrun_the_address_limit(moto_url: st
     limit of 10 per address: exactly 10 of the 40 get a device code, the 30 others 429, and the counter
     and the table hold 10 (a refused request wrote nothing); the other address is not held up.
     test_the_address_limit_race_catches_a_check_then_count: a counter read, then counted without a
-    condition, lets more than 10 through."""
+    condition, lets more than 10 through. (The exact 30 refusals are moto's, which serialises requests;
+    DynamoDB may also cancel some of the transactions for a conflict on the counter, answered 503 with
+    Retry-After: test_sessions. The bound, never more than 10, is the same.)"""
     with limited_stack(moto_url, tmp_path) as stack:
         addresses = [BUSY] * FROM_ONE_ADDRESS + [QUIET] * FROM_ANOTHER
         random.Random(7).shuffle(addresses)

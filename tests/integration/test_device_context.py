@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import pytest
 
 from authcore import runtime
 from authcore.device import Requester, same_network
-from tests.conftest import Api
+from tests.conftest import Api, LogCapture
 from tests.support.aws import Seed
 
 
@@ -46,9 +47,10 @@ def test_the_person_sees_where_the_request_came_from(
 ) -> None:
     started = started_from(
         api,
-        "203.0.113.7",
+        "130.176.9.1",  # an edge server's address, as API Gateway sees it behind CloudFront
         **THROUGH_CLOUDFRONT,
         **{
+            "cloudfront-viewer-address": "203.0.113.7:50211",
             "user-agent": "demo-cli/1.4.2 (Linux)",
             "x-client-version": "1.4.2",
             "cloudfront-viewer-country": "NL",
@@ -109,18 +111,42 @@ def test_clipping() -> None:
 
 @pytest.mark.parametrize(
     ("header", "seen"),
-    [("203.0.113.7:46532", "203.0.113.7"), ("2001:db8::7:46532", "2001:db8::7"), ("not an address", None)],
+    [
+        ("203.0.113.7:46532", "203.0.113.7"),
+        ("2001:db8::7:46532", "2001:db8::7"),
+        ("6.6.6.6:1,203.0.113.7:5555", "203.0.113.7"),  # a repeated header, joined: the distribution's last
+        ("not an address", None),
+    ],
 )
 def test_behind_cloudfront_the_viewer_address_is_the_device_address(
     api: Api, account: Seed, behind_cloudfront: None, header: str, seen: str | None
 ) -> None:
-    """API Gateway's source address is CloudFront's there: the device context (and the per-address
-    limit) use CloudFront-Viewer-Address instead; an unreadable one falls back to the source address."""
+    """API Gateway's source address is an edge server's there: the device context (and the per-address
+    limit) use CloudFront-Viewer-Address instead. An unreadable one is an unknown address, not the edge
+    server's (which would hold every viewer behind it to one address's limit)."""
     started = started_from(
         api, "198.51.100.250", **THROUGH_CLOUDFRONT, **{"cloudfront-viewer-address": header}
     )
     body = seen_from(api, account, started["user_code"], "198.51.100.251")
-    assert body["device"]["ip"] == (seen or "198.51.100.250")
+    assert body["device"]["ip"] == seen
+
+
+def test_while_the_origin_secret_changes_both_are_accepted(
+    api: Api, account: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EDGE_ORIGIN_SECRET_SHA256 may list the current secret's digest and the next's: a distribution
+    still sending the old one and one already sending the new one are both believed; a third is not."""
+    new = "cf-origin-next-" + "9" * 32
+    digests = [hashlib.sha256(s.encode()).hexdigest() for s in (ORIGIN_SECRET, new)]
+    monkeypatch.setenv("TRUST_EDGE_HEADERS", "true")
+    monkeypatch.setenv("EDGE_ORIGIN_SECRET_SHA256", ",".join(digests))
+    runtime.reset()
+    for secret, seen in ((ORIGIN_SECRET, "203.0.113.7"), (new, "203.0.113.7"), ("cf-origin-other", None)):
+        started = started_from(
+            api, "198.51.100.250", **{"x-origin-verify": secret, "cloudfront-viewer-address": "203.0.113.7:1"}
+        )
+        device = seen_from(api, account, started["user_code"], "198.51.100.251")["device"]
+        assert device["ip"] == (seen or "198.51.100.250"), secret
 
 
 def test_without_cloudfront_the_viewer_address_header_is_not_believed(api: Api, account: Seed) -> None:
@@ -209,3 +235,17 @@ def test_the_template_trusts_the_edge_only_with_an_origin_secret(digest: str) ->
     assert env == {"TRUST_EDGE_HEADERS": "true" if digest else "false", "EDGE_ORIGIN_SECRET_SHA256": digest}
     base = {"TABLE_NAME": "tokens", "KEYS_SECRET_ID": "keys/x"}
     assert from_environ(base | env).trust_edge_headers is bool(digest)
+
+
+def test_a_distribution_without_the_viewer_address_is_named_once(
+    api: Api, behind_cloudfront: None, captured_logs: LogCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An origin request policy that leaves CloudFront-Viewer-Address out is the operator's to fix: the
+    log says so, once per environment, not once per request."""
+    from authcore import http
+
+    monkeypatch.setattr(http, "_warned", set())
+    for _ in range(3):
+        started_from(api, "130.176.9.1", **THROUGH_CLOUDFRONT)
+    warnings = [line for line in captured_logs.lines if "CloudFront-Viewer-Address" in line]
+    assert len(warnings) == 1 and json.loads(warnings[0])["level"] == "WARNING", warnings

@@ -18,7 +18,7 @@ from local import admin
 from tests.conftest import IDP, ORIGIN, TABLE, Api, LogCapture
 from tests.integration.contract import assert_error_in
 from tests.integration.test_token_lifecycle import introspect
-from tests.support.aws import Seed, count_dynamodb, lose_answers, raw_item
+from tests.support.aws import Seed, count_dynamodb, inject, lose_answers, raw_item
 from tests.support.forge import grant_of
 
 DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -410,6 +410,22 @@ def test_a_lost_answer_retried_counts_once_and_makes_one_request(api: Api, limit
     assert grants_in_table() == before + 1
     counters = scan_prefix("RATE#device#203.0.113.20")
     assert [int(i["requests"]["N"]) for i in counters] == [1]
+
+
+def test_a_transaction_conflict_on_a_busy_counter_writes_nothing_and_says_come_back(
+    api: Api, limited: None
+) -> None:
+    """On DynamoDB, a burst on one counter can cancel a transaction because another was writing the
+    counter at that moment (TransactionConflict; moto serialises, so it is injected here): the request
+    is answered 503 temporarily_unavailable with Retry-After, and neither the request nor a count is
+    written."""
+    before = grants_in_table()
+    with inject("conflict", "dynamodb", "TransactWriteItems"):
+        busy = ask(api, "203.0.113.21")
+    assert_error_in(busy, "oauth", status=503, error="temporarily_unavailable")
+    assert busy.headers["retry-after"] == "1"
+    assert grants_in_table() == before and scan_prefix("RATE#device#203.0.113.21") == []
+    assert ask(api, "203.0.113.21").status == 200  # and the next one goes through
 
 
 def scan_prefix(prefix: str) -> list[dict[str, Any]]:

@@ -285,7 +285,7 @@ spec = importlib.util.spec_from_file_location("security_events_app", sys.argv[1]
 app = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(app)
 built_at_import = app._events.cache_info().currsize
-for hook in before:
+for hook in reversed(before):  # as Lambda runs them: before the snapshot in reverse order of registration
     hook()
 events = app._events()
 primed = {"import": built_at_import, "calls_before_snapshot": list(calls),
@@ -293,7 +293,7 @@ primed = {"import": built_at_import, "calls_before_snapshot": list(calls),
 events.list_event_buses()  # a request: a connection pool for the endpoint
 pools = events._endpoint.http_session._manager.pools
 open_before = len(pools)
-for hook in after:
+for hook in after:  # after a restore, in order of registration
     hook()
 primed |= {"pools": [open_before, len(pools)], "same_client": app._events() is events}
 events.list_event_buses()  # the client works on, with a new connection

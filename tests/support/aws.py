@@ -152,6 +152,12 @@ def _fault(kind: str, operation: str) -> Any:
             return None
         if kind == "timeout":
             raise ReadTimeoutError(endpoint_url="https://dynamodb.local")
+        if kind == "conflict":  # a transaction cancelled: another request was writing one of its items
+            return _FakeHttp(400), {
+                "Error": {"Code": "TransactionCanceledException", "Message": "injected"},
+                "CancellationReasons": [{"Code": "None"}, {"Code": "None"}, {"Code": "TransactionConflict"}],
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
         code, status = {
             "throttle": ("ProvisionedThroughputExceededException", 400),
             "error": ("InternalServerError", 500),
@@ -166,7 +172,8 @@ def _fault(kind: str, operation: str) -> Any:
 
 @contextlib.contextmanager
 def inject(kind: str, service: str, operation: str) -> Iterator[None]:
-    """Make one operation of one service fail (`throttle`, `error` or `timeout`) at the boto3 boundary."""
+    """Make one operation of one service fail (`throttle`, `error`, `timeout`, or for a transaction
+    `conflict`) at the boto3 boundary."""
     client = runtime.store().client if service == "dynamodb" else runtime._secrets_provider().client
     hook = _fault(kind, operation)
     event = f"before-call.{client.meta.service_model.service_id.hyphenize()}"
