@@ -448,18 +448,21 @@ def requester(app: APIGatewayHttpResolver) -> Requester:
     from authcore.device import Requester
 
     event = app.current_event
+    source = event.request_context.http.source_ip or None
     edge = through_the_edge(app)
+    ip, counted_as = source, None
     if edge:
         # behind CloudFront, API Gateway's source address is an edge server's: the viewer's is in its
-        # header. Without one (an origin request policy that leaves it out), the address is unknown:
-        # counting many viewers as the edge server would hold them all to one address's limit.
+        # header. Without a readable one (an origin request policy that leaves it out), the device's
+        # address is unknown (never the edge server's: two people behind one edge server are not "the
+        # same network"), and the per-address limit counts the edge server's: it fails closed.
         ip = _viewer_address(header(app, "cloudfront-viewer-address"))
         if ip is None:
+            counted_as = source
             _warn_no_viewer_address()
-    else:
-        ip = event.request_context.http.source_ip or None
     return Requester(
         ip=ip,
+        counted_as=counted_as,
         user_agent=header(app, "user-agent"),
         client_version=header(app, "x-client-version"),
         country=header(app, "cloudfront-viewer-country") if edge else None,
@@ -495,15 +498,16 @@ def _warn_no_viewer_address() -> None:
         _warned.add("viewer")
         logger.warning(
             "a request through CloudFront without a readable CloudFront-Viewer-Address: add it to the"
-            " distribution's origin request policy (docs/capacity.md); its address is taken as unknown"
+            " distribution's origin request policy (docs/capacity.md); until then the device's address is"
+            " unknown and the per-address limit counts CloudFront's edge servers"
         )
 
 
 def _viewer_address(value: str | None) -> str | None:
     """CloudFront-Viewer-Address: `198.51.100.7:46532` or `2001:db8::1:46532` (the port always last).
-    API Gateway joins a repeated header with commas: the last value is the one the distribution added."""
-    value = (value or "").rsplit(",", 1)[-1].strip()
-    if not value or ":" not in value:
+    A repeated header (API Gateway joins the values with commas) is not read: which value the
+    distribution added is not something to guess."""
+    if not value or ":" not in value or "," in value:
         return None
     address = value.rsplit(":", 1)[0].strip("[]")
     try:

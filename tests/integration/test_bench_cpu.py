@@ -58,8 +58,10 @@ def test_a_quick_run_reports_every_measurement(tmp_path: Path) -> None:
     assert set(result["targets"]["warm_met"]) == {"exchange", "refresh"}
     why = result["targets"]["warm_attribution"]  # a missed target comes with its measured reason
     assert why["framework_ratio"] == warm["framework"]["ratio_to_floor"]
+    fw, floor = warm["framework"]["raw_cpu_us"], warm["floor"]["raw_cpu_us"]
     for key in ("exchange", "refresh"):
-        assert why["own_work"][key] == round(warm[key]["ratio_to_floor"] - why["framework_ratio"], 2)
+        paired = sorted((o - f) / b for o, f, b in zip(warm[key]["raw_cpu_us"], fw, floor, strict=True))
+        assert why["own_work_paired"][key] == round(paired[len(paired) // 2], 2)  # 5 samples: the middle one
     missed = [k for k, ok in result["targets"]["warm_met"].items() if not ok]
     assert ("MISSED (warm)" in done.stdout) == bool(missed), done.stdout
     printed = done.stdout

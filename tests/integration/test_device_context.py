@@ -114,7 +114,7 @@ def test_clipping() -> None:
     [
         ("203.0.113.7:46532", "203.0.113.7"),
         ("2001:db8::7:46532", "2001:db8::7"),
-        ("6.6.6.6:1,203.0.113.7:5555", "203.0.113.7"),  # a repeated header, joined: the distribution's last
+        ("6.6.6.6:1,203.0.113.7:5555", None),  # a repeated header, joined: which one is CloudFront's?
         ("not an address", None),
     ],
 )
@@ -122,8 +122,8 @@ def test_behind_cloudfront_the_viewer_address_is_the_device_address(
     api: Api, account: Seed, behind_cloudfront: None, header: str, seen: str | None
 ) -> None:
     """API Gateway's source address is an edge server's there: the device context (and the per-address
-    limit) use CloudFront-Viewer-Address instead. An unreadable one is an unknown address, not the edge
-    server's (which would hold every viewer behind it to one address's limit)."""
+    limit) use CloudFront-Viewer-Address instead. An unreadable one is an unknown address: not the edge
+    server's, since two people behind one edge server are not "the same network"."""
     started = started_from(
         api, "198.51.100.250", **THROUGH_CLOUDFRONT, **{"cloudfront-viewer-address": header}
     )
@@ -249,3 +249,56 @@ def test_a_distribution_without_the_viewer_address_is_named_once(
         started_from(api, "130.176.9.1", **THROUGH_CLOUDFRONT)
     warnings = [line for line in captured_logs.lines if "CloudFront-Viewer-Address" in line]
     assert len(warnings) == 1 and json.loads(warnings[0])["level"] == "WARNING", warnings
+
+
+def test_without_a_readable_viewer_address_the_limit_counts_the_edge_server(
+    api: Api, account: Seed, behind_cloudfront: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A distribution whose origin request policy leaves CloudFront-Viewer-Address out: the device's
+    address is unknown (null on the page, no "same network"), and the per-address limit fails closed:
+    it counts the edge server API Gateway saw, never nothing."""
+    monkeypatch.setenv("DEVICE_AUTHORIZATIONS_PER_IP", "3")
+    runtime.reset()
+    form = {"client_id": "demo-cli"}
+    answers = [
+        api.call("POST", "/oauth/device/code", form=form, source_ip="130.176.9.2", headers=THROUGH_CLOUDFRONT)
+        for _ in range(4)
+    ]
+    assert [a.status for a in answers] == [200, 200, 200, 429]
+    body = seen_from(api, account, answers[0].json()["user_code"], "130.176.9.2")
+    assert body["device"]["ip"] is None and body["same_network"] is None
+
+
+def test_the_template_and_the_settings_accept_the_same_digests() -> None:
+    """EdgeOriginSecretSha256's AllowedPattern and EDGE_ORIGIN_SECRET_SHA256's own check agree: one to
+    four lowercase SHA-256 digests, comma-separated, or nothing."""
+    import re
+
+    from authcore.settings import ConfigurationError, from_environ
+    from local.template import load_template
+
+    pattern = load_template()["Parameters"]["EdgeOriginSecretSha256"]["AllowedPattern"]
+    d = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(5)]
+    cases = {
+        "": True,
+        d[0]: True,
+        ",".join(d[:2]): True,
+        ",".join(d[:4]): True,
+        ",".join(d[:5]): False,
+        d[0].upper(): False,
+        f"{d[0]}, {d[1]}": False,
+        f"{d[0]},": False,
+        f",{d[0]}": False,
+        d[0][:63]: False,
+        ORIGIN_SECRET: False,
+    }
+    for value, accepted in cases.items():
+        assert bool(re.fullmatch(pattern, value)) is accepted, value
+        try:
+            from_environ(
+                {"TABLE_NAME": "tokens", "KEYS_SECRET_ID": "keys/x", "EDGE_ORIGIN_SECRET_SHA256": value}
+            )
+        except ConfigurationError:
+            assert not accepted, value
+        else:
+            assert accepted, value
