@@ -51,9 +51,9 @@ class Requester:
     client_version: str | None = None
     country: str | None = None
     city: str | None = None
-    # the address the per-address limit counts, when it is not `ip`: behind CloudFront without a readable
-    # viewer address, the edge server's (the device's own is unknown, and the limit must still hold)
-    counted_as: str | None = None
+    # the address API Gateway saw (behind CloudFront, an edge server's): the per-address limit counts it
+    # when the device's own address is unknown, so that the limit still holds
+    source_ip: str | None = None
 
     def clipped(self) -> Requester:
         """Bounded, printable values: these are shown to a person and stored."""
@@ -68,7 +68,7 @@ class Requester:
             client_version=clip(self.client_version, 64),
             country=clip(self.country, 2),
             city=clip(self.city, 64),
-            counted_as=self.counted_as,
+            source_ip=self.source_ip,
         )
 
 
@@ -110,7 +110,7 @@ def _quotas(ctx: Context, requester: Requester, client: ClientRecord, rules: Pol
     window = ctx.now - ctx.now % s.device_authorizations_window_seconds
     end = window + s.device_authorizations_window_seconds
     quotas = []
-    address = address_of(requester.counted_as or requester.ip)
+    address = address_of(requester.ip or requester.source_ip)
     if s.device_authorizations_per_ip and address is not None:
         shards = s.device_authorizations_address_shards
         if shards > 1:  # one address behind which a whole company sits (a NAT): spread its counter too

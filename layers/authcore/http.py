@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -450,7 +451,7 @@ def requester(app: APIGatewayHttpResolver) -> Requester:
     event = app.current_event
     source = event.request_context.http.source_ip or None
     edge = through_the_edge(app)
-    ip, counted_as = source, None
+    ip = source
     if edge:
         # behind CloudFront, API Gateway's source address is an edge server's: the viewer's is in its
         # header. Without a readable one (an origin request policy that leaves it out), the device's
@@ -458,11 +459,10 @@ def requester(app: APIGatewayHttpResolver) -> Requester:
         # same network"), and the per-address limit counts the edge server's: it fails closed.
         ip = _viewer_address(header(app, "cloudfront-viewer-address"))
         if ip is None:
-            counted_as = source
             _warn_no_viewer_address()
     return Requester(
         ip=ip,
-        counted_as=counted_as,
+        source_ip=source,
         user_agent=header(app, "user-agent"),
         client_version=header(app, "x-client-version"),
         country=header(app, "cloudfront-viewer-country") if edge else None,
@@ -489,18 +489,13 @@ def through_the_edge(app: APIGatewayHttpResolver) -> bool:
     return any(matches)
 
 
-_warned: set[str] = set()
-
-
+@functools.cache  # once per execution environment: a misconfigured distribution, not a client's doing
 def _warn_no_viewer_address() -> None:
-    """Once per execution environment: a misconfigured distribution, not a client's doing."""
-    if "viewer" not in _warned:
-        _warned.add("viewer")
-        logger.warning(
-            "a request through CloudFront without a readable CloudFront-Viewer-Address: add it to the"
-            " distribution's origin request policy (docs/capacity.md); until then the device's address is"
-            " unknown and the per-address limit counts CloudFront's edge servers"
-        )
+    logger.warning(
+        "a request through CloudFront without a readable CloudFront-Viewer-Address: add it to the"
+        " distribution's origin request policy (docs/capacity.md); until then the device's address is"
+        " unknown and the per-address limit counts CloudFront's edge servers"
+    )
 
 
 def _viewer_address(value: str | None) -> str | None:

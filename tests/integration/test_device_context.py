@@ -238,13 +238,13 @@ def test_the_template_trusts_the_edge_only_with_an_origin_secret(digest: str) ->
 
 
 def test_a_distribution_without_the_viewer_address_is_named_once(
-    api: Api, behind_cloudfront: None, captured_logs: LogCapture, monkeypatch: pytest.MonkeyPatch
+    api: Api, behind_cloudfront: None, captured_logs: LogCapture
 ) -> None:
     """An origin request policy that leaves CloudFront-Viewer-Address out is the operator's to fix: the
     log says so, once per environment, not once per request."""
     from authcore import http
 
-    monkeypatch.setattr(http, "_warned", set())
+    http._warn_no_viewer_address.cache_clear()
     for _ in range(3):
         started_from(api, "130.176.9.1", **THROUGH_CLOUDFRONT)
     warnings = [line for line in captured_logs.lines if "CloudFront-Viewer-Address" in line]
